@@ -42,7 +42,32 @@ _EXPORTS: dict[str, str] = {
     "configure_logging": "kimi_agent.log",
 }
 
-__all__ = sorted([*_EXPORTS, "__version__"])
+__all__ = [
+    "Agent",
+    "GatewayClient",
+    "Handoff",
+    "KeepRecentTurns",
+    "MemorySession",
+    "ModelProfile",
+    "ModelRouter",
+    "PendingApproval",
+    "RetryPolicy",
+    "RunContext",
+    "RunResult",
+    "RunUsage",
+    "SQLiteSession",
+    "Session",
+    "StepRecord",
+    "Tool",
+    "ToolCallRecord",
+    "ToolRegistry",
+    "TrimPolicy",
+    "UsageLimits",
+    "__version__",
+    "configure_logging",
+    "register_model",
+    "tool",
+]
 
 if TYPE_CHECKING:
     from kimi_agent.agent import Agent

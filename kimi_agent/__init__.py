@@ -11,11 +11,12 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
+# `tool` is also the name of the submodule `kimi_agent.tool`: importing that submodule would
+# rebind the package attribute to the module, so the decorator is bound here, eagerly.
+from kimi_agent.tool import Tool, ToolRegistry, tool
+
 _EXPORTS: dict[str, str] = {
     # tools
-    "Tool": "kimi_agent.tool",
-    "ToolRegistry": "kimi_agent.tool",
-    "tool": "kimi_agent.tool",
     "RunContext": "kimi_agent.run_context",
     "Handoff": "kimi_agent.run_context",
     # the gateway
@@ -80,7 +81,6 @@ if TYPE_CHECKING:
     from kimi_agent.router import ModelRouter
     from kimi_agent.run_context import Handoff, RunContext
     from kimi_agent.sessions import MemorySession, Session, SQLiteSession
-    from kimi_agent.tool import Tool, ToolRegistry, tool
     from kimi_agent.usage import RunUsage, UsageLimits
 
 

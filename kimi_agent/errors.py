@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from kimi_agent.wire import Message
+    from kimi_agent.wire import ChatCompletion, Message
 
 
 class KimiAgentError(Exception):
@@ -75,6 +75,8 @@ class GatewayError(KimiAgentError):
 
     retryable: bool = False
     fallback_ok: bool = False
+    partial: ChatCompletion | None = None
+    """What a stream had delivered before it failed, when it failed mid-way."""
 
     def __init__(
         self,
@@ -228,13 +230,18 @@ class OutputValidationError(RunError):
 
 
 class ModelFailedError(RunError):
-    """Every model that may answer failed; `cause` is the last gateway error."""
+    """The model call of a step failed for good; `cause` is the gateway error.
+
+    `partial` holds what a stream had delivered before it broke, so streamed text is not lost.
+    """
 
     def __init__(
-        self, message: str, *, messages: Sequence[Message] = (), cause: GatewayError
+        self, message: str, *, messages: Sequence[Message] = (), cause: GatewayError,
+        partial: ChatCompletion | None = None,
     ) -> None:
         super().__init__(message, messages=messages)
         self.cause = cause
+        self.partial = partial
 
 
 class SessionError(KimiAgentError):

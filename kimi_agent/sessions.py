@@ -1,0 +1,83 @@
+"""Sessions: where a conversation lives between runs.
+
+A `Session` is a small async protocol bound to one session id, in the spirit of the OpenAI
+Agents SDK's: read the history, append messages, pop the last one, clear. The agent appends
+each completed step with one `add_items` call, so a store that writes each call in one
+transaction loses at most the step in flight. Messages keep everything the wire needs later:
+`reasoning_content`, tool-call ids, and the model that answered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+import anyio
+
+from kimi_agent.wire import Message
+
+if TYPE_CHECKING:
+    from kimi_agent.sqlite_session import SQLiteSession
+
+__all__ = ["MemorySession", "SQLiteSession", "Session"]
+
+
+@runtime_checkable
+class Session(Protocol):
+    """The storage of one conversation."""
+
+    session_id: str
+
+    async def get_items(self, limit: int | None = None) -> list[Message]:
+        """The history, oldest first; with `limit`, only the newest `limit` messages."""
+        ...
+
+    async def add_items(self, items: Sequence[Message]) -> None:
+        """Append messages, all or none."""
+        ...
+
+    async def pop_item(self) -> Message | None:
+        """Remove and return the newest message (None when empty)."""
+        ...
+
+    async def clear_session(self) -> None:
+        """Forget the whole conversation."""
+        ...
+
+
+class MemorySession:
+    """A session in this process's memory: for tests, scripts and short-lived bots."""
+
+    def __init__(self, session_id: str = "default", items: Sequence[Message] = ()) -> None:
+        self.session_id = session_id
+        self._items: list[Message] = list(items)
+        self._lock = anyio.Lock()
+
+    def __repr__(self) -> str:
+        return f"MemorySession({self.session_id!r}, {len(self._items)} messages)"
+
+    async def get_items(self, limit: int | None = None) -> list[Message]:
+        async with self._lock:
+            if limit is None:
+                return list(self._items)
+            return self._items[-limit:] if limit > 0 else []
+
+    async def add_items(self, items: Sequence[Message]) -> None:
+        async with self._lock:
+            self._items.extend(items)
+
+    async def pop_item(self) -> Message | None:
+        async with self._lock:
+            return self._items.pop() if self._items else None
+
+    async def clear_session(self) -> None:
+        async with self._lock:
+            self._items.clear()
+
+
+def __getattr__(name: str) -> object:
+    if name == "SQLiteSession":
+        from kimi_agent.sqlite_session import SQLiteSession
+
+        return SQLiteSession
+    raise AttributeError(f"module 'kimi_agent.sessions' has no attribute {name!r}")

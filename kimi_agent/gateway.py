@@ -137,7 +137,7 @@ class GatewayClient:
         log = resolve(self._logger)
         if log is not None:
             usage = completion.usage
-            log.info(
+            log.debug(
                 "model_call",
                 model=model,
                 status=response.status_code,

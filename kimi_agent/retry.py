@@ -43,7 +43,7 @@ class RetryPolicy:
 
     def backoff(self, retry_index: int) -> float:
         """The jittered wait before retry number `retry_index` (0-based): full jitter."""
-        ceiling = min(self.max_delay, self.base_delay * (2**retry_index))
+        ceiling = min(self.max_delay, self.base_delay * (2.0**retry_index))
         return float(self.random()) * ceiling
 
     def delay_for(self, error: GatewayError, retry_index: int) -> float | None:

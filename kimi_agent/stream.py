@@ -191,7 +191,7 @@ class ChatStream:
         log = resolve(self._client._logger)
         if log is not None:
             usage = completion.usage
-            log.info(
+            log.debug(
                 "model_call",
                 model=self.model,
                 status=200,

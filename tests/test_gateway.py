@@ -389,3 +389,30 @@ async def test_borrowed_http_client_is_left_open() -> None:
             await client.complete(request())
         assert not http.is_closed
         await GatewayClient(url, KEY, http_client=http).complete(request())
+
+
+async def test_each_request_is_logged_with_ids_tokens_and_no_secret() -> None:
+    import io
+
+    from kimi_agent.log import configure_logging, disable_logging
+
+    buffer = io.StringIO()
+    configure_logging("DEBUG", json=True, stream=buffer)
+    sleeps = Sleeps()
+    usage = {"prompt_tokens": 10, "completion_tokens": 2, "total_tokens": 12, "cached_tokens": 8}
+    server = ScriptedServer([err(503, "busy", "server_error", {"Msh-Request-Id": "req-a"}),
+                             Answer(200, completion(usage=usage),
+                                    headers={"Msh-Request-Id": "req-b"})])
+    try:
+        async with server.serve() as url, GatewayClient(url, KEY, retry=policy(sleeps)) as c:
+            await c.complete(request())
+    finally:
+        disable_logging()
+    events = [json.loads(line) for line in buffer.getvalue().splitlines()]
+    retry, call = events
+    assert retry["event"] == "model_call_retry" and retry["status"] == 503
+    assert retry["attempt"] == 1 and retry["request_id"] == "req-a"
+    assert call["event"] == "model_call" and call["request_id"] == "req-b"
+    assert call["cached_tokens"] == 8 and call["prompt_tokens"] == 10
+    assert call["model"] == "kimi-k2-6" and call["latency_ms"] >= 0
+    assert KEY not in buffer.getvalue()

@@ -1,0 +1,53 @@
+"""The project's promises about itself: the README's test command is what CI runs, the
+public API imports cheaply and is typed."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def readme_commands() -> list[str]:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    return re.findall(r"```bash\n(.+?)\n```", text)
+
+
+def test_ci_runs_exactly_the_readme_test_command() -> None:
+    commands = readme_commands()
+    assert len(commands) >= 2
+    test_command = next(c for c in commands if "pytest" in c)
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert test_command in ci.splitlines()
+
+
+def test_readme_main_command_runs_the_demo() -> None:
+    main = readme_commands()[0]
+    assert main.endswith("kimi-agent demo")
+
+
+def test_package_ships_type_information() -> None:
+    assert (ROOT / "kimi_agent" / "py.typed").exists()
+
+
+def test_core_never_imports_tools_or_the_simulator() -> None:
+    code = (
+        "import sys, kimi_agent\n"
+        "from kimi_agent import Agent, GatewayClient, SQLiteSession, tool\n"
+        "bad = [m for m in sys.modules if m == 'tools' or m.startswith('tools.') "
+        "or m.startswith('kimi_agent.testing') or m in ('starlette', 'uvicorn')]\n"
+        "print(bad)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=ROOT / "kimi_agent").stdout
+    assert out.strip() == "[]"
+
+
+def test_public_names_resolve() -> None:
+    import kimi_agent
+
+    for name in kimi_agent.__all__:
+        assert getattr(kimi_agent, name) is not None

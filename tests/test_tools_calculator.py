@@ -178,7 +178,8 @@ def _python_value(expression: str) -> int:
         if isinstance(node, ast.Expression):
             return walk(node.body)
         if isinstance(node, ast.Constant):
-            return int(node.value)
+            assert isinstance(node.value, int)
+            return node.value
         if isinstance(node, ast.UnaryOp):
             return -walk(node.operand)
         assert isinstance(node, ast.BinOp)

@@ -1,0 +1,419 @@
+"""Function signature + docstring → the JSON schema of a tool's parameters.
+
+pydantic describes the types (and later validates and converts the model's arguments with
+the very model built here, once, when the tool is created); `docstrings` supplies the
+descriptions; `dialect.to_moonshot` rewrites the result into Moonshot's JSON-schema dialect.
+Every schema leaving this module has passed `check_moonshot` and the Draft 2020-12
+meta-schema, so a tool that exists is a tool the gateway accepts.
+"""
+
+from __future__ import annotations
+
+import collections.abc
+import dataclasses
+import enum
+import inspect
+import re
+import sys
+import types
+import typing
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, Union
+
+import jsonschema  # type: ignore[import-untyped, unused-ignore]
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, create_model
+from pydantic.fields import FieldInfo
+from pydantic.json_schema import PydanticJsonSchemaWarning
+from typing_extensions import is_typeddict
+
+from kimi_agent.dialect import check_moonshot, to_moonshot
+from kimi_agent.docstrings import parse_docstring
+from kimi_agent.errors import ConfigurationError, ToolDefinitionError
+from kimi_agent.run_context import RunContext
+
+__all__ = [
+    "FunctionSchema",
+    "find_context_param",
+    "function_schema",
+    "moonshot_schema",
+    "output_schema",
+]
+
+_CONTEXT_STRING = re.compile(r"^\s*(?:[\w.]+\.)?RunContext\b")
+_ARGUMENTS_CONFIG = ConfigDict(extra="forbid")
+_PROBLEM_PATH = re.compile(r"^At path 'properties\.([^.']+)([^']*)': ")
+
+
+def _name_parameter(match: re.Match[str]) -> str:
+    where = f" (at {match.group(2).lstrip('.')})" if match.group(2) else ""
+    return f"parameter {match.group(1)!r}{where}: "
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionSchema:
+    """Everything the tool layer needs about a function, computed once.
+
+    `model` validates and converts the arguments; its field `fields[i][0]` carries the value
+    of the parameter `fields[i][1]` (fields have neutral names and the parameter names as
+    aliases, so any parameter name works, even `json` or `model_config`).
+    `positional_only` lists, in order, the parameters (the context included) that must be
+    passed by position.
+    """
+
+    name: str
+    description: str
+    parameters: dict[str, Any]
+    context_param: str | None
+    model: type[BaseModel]
+    fields: tuple[tuple[str, str], ...]
+    positional_only: tuple[str, ...]
+
+
+def function_schema(
+    func: Callable[..., Any],
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    localns: Mapping[str, Any] | None = None,
+) -> FunctionSchema:
+    """Describe `func` as a tool; `ToolDefinitionError` names the parameter at fault.
+
+    `localns` resolves string annotations that name classes local to the caller.
+    """
+    owner = name or getattr(func, "__name__", None)
+    if not isinstance(owner, str) or not owner:
+        raise ToolDefinitionError(f"cannot name a tool for {func!r}: pass name=...")
+    if inspect.isgeneratorfunction(func) or inspect.isasyncgenfunction(func):
+        raise ToolDefinitionError(
+            f"tool {owner!r}: generator functions are not supported, return the whole result"
+        )
+    try:
+        signature = inspect.signature(func)
+    except (TypeError, ValueError) as exc:
+        raise ToolDefinitionError(f"tool {owner!r}: cannot read the signature: {exc}") from exc
+    hints = _type_hints(func, signature, owner, localns)
+    doc = parse_docstring(inspect.getdoc(func))
+
+    context_param: str | None = None
+    positional_only: list[str] = []
+    fields: dict[str, Any] = {}
+    names: list[tuple[str, str]] = []
+    for index, param in enumerate(signature.parameters.values()):
+        if param.kind is param.VAR_POSITIONAL or param.kind is param.VAR_KEYWORD:
+            stars = "*" if param.kind is param.VAR_POSITIONAL else "**"
+            raise ToolDefinitionError(
+                f"tool {owner!r}: parameter '{stars}{param.name}' is not supported; "
+                "declare every argument the model may send as a parameter of its own"
+            )
+        if param.name not in hints:
+            raise ToolDefinitionError(
+                f"tool {owner!r}: parameter {param.name!r} has no type annotation"
+            )
+        hint = hints[param.name]
+        if param.kind is param.POSITIONAL_ONLY:
+            positional_only.append(param.name)
+        if _is_context(hint):
+            if context_param is not None:
+                raise ToolDefinitionError(
+                    f"tool {owner!r}: parameters {context_param!r} and {param.name!r} are both "
+                    "RunContext; a tool takes at most one"
+                )
+            context_param = param.name
+            continue
+        _check_type(hint, owner, param.name, top=True, seen=set())
+        field_name = f"p{index}"
+        fields[field_name] = _field(hint, param, doc.params.get(param.name))
+        names.append((field_name, param.name))
+
+    model = _arguments_model(owner, fields, names)
+    raw = _model_schema(model, owner, fields, names)
+    normalised = moonshot_schema(raw, owner)
+    parameters: dict[str, Any] = {
+        "type": "object",
+        "properties": normalised.get("properties", {}),
+        "required": normalised.get("required", []),
+        "additionalProperties": False,
+    }
+    return FunctionSchema(
+        name=owner,
+        description=description if description is not None else doc.description,
+        parameters=moonshot_schema(parameters, owner),
+        context_param=context_param,
+        model=model,
+        fields=tuple(names),
+        positional_only=tuple(positional_only),
+    )
+
+
+def moonshot_schema(schema: Mapping[str, Any], owner: str) -> dict[str, Any]:
+    """`schema` normalised to the dialect and checked (dialect, then Draft 2020-12)."""
+    if not isinstance(schema, Mapping):
+        raise ToolDefinitionError(f"tool {owner!r}: the parameters schema must be a JSON object")
+    try:
+        out = to_moonshot(schema)
+    except ValueError as exc:
+        raise ToolDefinitionError(f"tool {owner!r}: {exc}") from exc
+    problems = check_moonshot(out)
+    if problems:
+        raise ToolDefinitionError(
+            f"tool {owner!r}: the parameters schema is outside Moonshot's dialect: "
+            + "; ".join(_PROBLEM_PATH.sub(_name_parameter, p) for p in problems)
+        )
+    try:
+        jsonschema.Draft202012Validator.check_schema(out)
+    except jsonschema.SchemaError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path) or "(root)"
+        raise ToolDefinitionError(
+            f"tool {owner!r}: the parameters schema is not a valid JSON schema "
+            f"(Draft 2020-12) at {where}: {exc.message}"
+        ) from exc
+    return out
+
+
+def output_schema(tp: Any) -> dict[str, Any]:
+    """The dialect-normalised JSON schema of a structured-output type (e.g. a pydantic model)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", PydanticJsonSchemaWarning)
+            raw = TypeAdapter(tp).json_schema()
+        out = to_moonshot(raw)
+        jsonschema.Draft202012Validator.check_schema(out)
+    except (ValueError, TypeError, RuntimeError, jsonschema.SchemaError) as exc:
+        raise ConfigurationError(f"output type {tp!r} has no usable JSON schema: {exc}") from exc
+    return out
+
+
+def find_context_param(func: Callable[..., Any]) -> str | None:
+    """The parameter of `func` annotated `RunContext`, if any (best effort, never raises)."""
+    try:
+        signature = inspect.signature(func)
+        hints = _type_hints(func, signature, "", None)
+    except (TypeError, ValueError, ToolDefinitionError):
+        return None
+    for name, hint in hints.items():
+        if _is_context(hint):
+            return name
+    return None
+
+
+# --------------------------------------------------------------------------- annotations
+
+
+def _type_hints(
+    func: Callable[..., Any],
+    signature: inspect.Signature,
+    owner: str,
+    localns: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """The resolved annotation of every annotated parameter.
+
+    `typing.get_type_hints` resolves string annotations (`from __future__ import
+    annotations`) as a whole; when one of them cannot be resolved (a class imported only
+    under TYPE_CHECKING, say `RunContext[Shop]`), each parameter is resolved on its own, and a
+    string naming `RunContext` is recognised as the context without evaluating it.
+    """
+    if localns is None:
+        localns = _defining_locals(func)
+    if inspect.isfunction(func) or inspect.ismethod(func):
+        try:
+            hints = typing.get_type_hints(func, localns=dict(localns or {}), include_extras=True)
+            return {k: v for k, v in hints.items() if k in signature.parameters}
+        except Exception:  # resolved one by one below
+            pass
+    target = inspect.unwrap(getattr(func, "__func__", func))
+    globalns = dict(getattr(target, "__globals__", {}))
+    hints = {}
+    for param in signature.parameters.values():
+        annotation = param.annotation
+        if annotation is inspect.Parameter.empty:
+            continue
+        if isinstance(annotation, str):
+            try:
+                annotation = eval(annotation, globalns, dict(localns or {}))
+            except Exception as exc:
+                if _CONTEXT_STRING.match(annotation):
+                    annotation = RunContext
+                else:
+                    raise ToolDefinitionError(
+                        f"tool {owner!r}: cannot resolve the annotation {annotation!r} of "
+                        f"parameter {param.name!r}: {exc}"
+                    ) from exc
+        hints[param.name] = annotation
+    return hints
+
+
+def _defining_locals(func: Callable[..., Any]) -> Mapping[str, Any] | None:
+    """The local names of the function that defined `func`, if it is still running.
+
+    A function defined inside another (`outer.<locals>.f`) may name, in string annotations,
+    classes local to `outer`; at decoration time `outer`'s frame is on the stack.
+    """
+    parts = getattr(inspect.unwrap(getattr(func, "__func__", func)), "__qualname__", "")
+    parts = parts.split(".") if isinstance(parts, str) else []
+    if "<locals>" not in parts:
+        return None
+    index = len(parts) - 1 - parts[::-1].index("<locals>")
+    if index == 0:
+        return None
+    outer = parts[index - 1]
+    frame: types.FrameType | None = sys._getframe(1)
+    for _ in range(64):
+        if frame is None:
+            break
+        if frame.f_code.co_name == outer:
+            return frame.f_locals
+        frame = frame.f_back
+    return None
+
+
+def _strip(tp: Any) -> Any:
+    while typing.get_origin(tp) is Annotated:
+        tp = typing.get_args(tp)[0]
+    return tp
+
+
+def _is_context(tp: Any) -> bool:
+    tp = _strip(tp)
+    origin = typing.get_origin(tp) or tp
+    return isinstance(origin, type) and issubclass(origin, RunContext)
+
+
+def _check_type(tp: Any, owner: str, param: str, *, top: bool, seen: set[int]) -> None:
+    """Refuse, with a message naming the parameter, what JSON or the dialect cannot carry."""
+    tp = _strip(tp)
+    where = f"tool {owner!r}: parameter {param!r}"
+    if tp is Any or tp is object:
+        if top:
+            raise ToolDefinitionError(
+                f"{where} has type {_type_name(tp)}, which tells the model nothing; "
+                "use a concrete type (e.g. str, int, dict[str, Any])"
+            )
+        return
+    if _is_context(tp):
+        raise ToolDefinitionError(f"{where}: RunContext must be a parameter's whole annotation")
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin is Literal:
+        return
+    if origin is Union or origin is types.UnionType:
+        for arg in args:
+            _check_type(arg, owner, param, top=True, seen=seen)
+        return
+    if isinstance(origin, type) and issubclass(origin, collections.abc.Mapping) and args:
+        if not _is_string_key(args[0]):
+            raise ToolDefinitionError(
+                f"{where} has type {_type_name(tp)}: JSON object keys are strings, "
+                "use dict[str, ...]"
+            )
+        _check_type(args[1], owner, param, top=False, seen=seen)
+        return
+    if origin is not None:
+        for arg in args:
+            if arg is not Ellipsis:
+                _check_type(arg, owner, param, top=False, seen=seen)
+        return
+    if not isinstance(tp, type) or id(tp) in seen:
+        return
+    seen.add(id(tp))
+    for name, field_type in _field_types(tp).items():
+        _check_type(field_type, owner, f"{param}.{name}", top=True, seen=seen)
+
+
+def _field_types(tp: type) -> dict[str, Any]:
+    if issubclass(tp, BaseModel):
+        return {name: info.annotation for name, info in tp.model_fields.items()}
+    if dataclasses.is_dataclass(tp) or is_typeddict(tp):
+        try:
+            return typing.get_type_hints(tp, include_extras=True)
+        except Exception:
+            return {}  # pydantic reports what it cannot resolve
+    return {}
+
+
+def _is_string_key(tp: Any) -> bool:
+    tp = _strip(tp)
+    if tp is Any or (isinstance(tp, type) and issubclass(tp, str)):
+        return True
+    if typing.get_origin(tp) is Literal:
+        return all(isinstance(v, str) for v in typing.get_args(tp))
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return all(isinstance(member.value, str) for member in tp)
+    return False
+
+
+def _type_name(tp: Any) -> str:
+    if isinstance(tp, type) and not typing.get_args(tp):
+        return tp.__qualname__
+    return repr(tp).replace("typing.", "")
+
+
+# --------------------------------------------------------------------------- pydantic
+
+
+def _field(hint: Any, param: inspect.Parameter, doc: str | None) -> tuple[Any, FieldInfo]:
+    """The (annotation, FieldInfo) of one parameter for `create_model`.
+
+    A description given with `Field(description=...)` (in `Annotated` or as the default)
+    wins over the docstring's.
+    """
+    default = param.default
+    annotation = hint
+    if isinstance(default, FieldInfo):
+        annotation = Annotated[hint, default]
+        default = inspect.Parameter.empty
+    described = any(
+        isinstance(meta, FieldInfo) and meta.description
+        for meta in getattr(annotation, "__metadata__", ())
+    )
+    kwargs: dict[str, Any] = {"alias": param.name}
+    if doc and not described:
+        kwargs["description"] = doc
+    if default is not inspect.Parameter.empty:
+        kwargs["default"] = default
+    return annotation, Field(**kwargs)
+
+
+def _arguments_model(
+    owner: str, fields: dict[str, Any], names: list[tuple[str, str]]
+) -> type[BaseModel]:
+    try:
+        model: type[BaseModel] = create_model(
+            f"{owner}_arguments", __config__=_ARGUMENTS_CONFIG, **fields
+        )
+        return model
+    except Exception as exc:
+        raise _probe(owner, fields, names, exc) from exc
+
+
+def _model_schema(
+    model: type[BaseModel], owner: str, fields: dict[str, Any], names: list[tuple[str, str]]
+) -> dict[str, Any]:
+    try:
+        with warnings.catch_warnings():
+            # a default that is not JSON (a sentinel, say) is left out of the schema
+            warnings.simplefilter("ignore", PydanticJsonSchemaWarning)
+            return model.model_json_schema()
+    except Exception as exc:
+        raise _probe(owner, fields, names, exc) from exc
+
+
+def _probe(
+    owner: str, fields: dict[str, Any], names: list[tuple[str, str]], exc: Exception
+) -> ToolDefinitionError:
+    """Find the parameter whose type pydantic cannot turn into a JSON schema."""
+    for field_name, param in names:
+        annotation = fields[field_name][0]
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", PydanticJsonSchemaWarning)
+                TypeAdapter(annotation).json_schema()
+        except Exception as inner:
+            reason = str(inner).strip().splitlines()[0] if str(inner).strip() else repr(inner)
+            return ToolDefinitionError(
+                f"tool {owner!r}: parameter {param!r} has type {_type_name(_strip(annotation))}, "
+                f"which cannot be described in JSON schema ({reason})"
+            )
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+    return ToolDefinitionError(f"tool {owner!r}: cannot build the parameters schema ({reason})")

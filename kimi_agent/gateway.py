@@ -27,8 +27,10 @@ from kimi_agent.errors import (
 )
 from kimi_agent.gateway_errors import error_from_response, request_ids
 from kimi_agent.log import EventLogger, resolve
+from kimi_agent.models import DEFAULT_PROFILES, ModelProfiles
 from kimi_agent.retry import RetryPolicy
 from kimi_agent.stream import ChatStream
+from kimi_agent.tokens import estimate_tools, estimate_wire_messages
 from kimi_agent.wire import ChatCompletion, ChatRequest, dumps
 
 DEFAULT_BASE_URL = "https://llm.bytespike.ai/v1"
@@ -57,6 +59,7 @@ class GatewayClient:
         retry: RetryPolicy | None = None,
         http_client: _http.AsyncClient | None = None,
         max_connections: int = 256,
+        profiles: ModelProfiles | None = None,
         logger: EventLogger | None = None,
     ) -> None:
         url = base_url or os.environ.get("BYTESPIKE_BASE_URL") or DEFAULT_BASE_URL
@@ -72,6 +75,7 @@ class GatewayClient:
             ),
         )
         self._logger = logger
+        self.profiles = profiles or DEFAULT_PROFILES
 
     def __repr__(self) -> str:
         key = "set" if self._credentials.key else "missing"
@@ -100,12 +104,21 @@ class GatewayClient:
     def _auth_headers(self) -> dict[str, str]:
         return self._credentials.headers()
 
-    @staticmethod
-    def encode(request: ChatRequest | dict[str, Any]) -> tuple[str, bytes]:
-        """(model, body) of a request; a dict is validated as a `ChatRequest` first."""
+    def encode(self, request: ChatRequest | dict[str, Any]) -> tuple[str, bytes]:
+        """(model, body) of a request, a dict being validated as a `ChatRequest` first.
+
+        For a model with a known profile, `max_tokens` is clamped to what the window leaves
+        after the prompt, and a prompt that leaves no room raises `ContextLengthError` here,
+        before anything is sent.
+        """
         if not isinstance(request, ChatRequest):
             request = ChatRequest.model_validate(request)
-        return request.model, dumps(request.to_wire()).encode()
+        body = request.to_wire()
+        if request.model in self.profiles:
+            profile = self.profiles.get(request.model)
+            prompt = estimate_wire_messages(body["messages"]) + estimate_tools(request.tools)
+            body["max_tokens"] = profile.clamp_max_tokens(prompt, request.max_tokens)
+        return request.model, dumps(body).encode()
 
     async def complete(self, request: ChatRequest | dict[str, Any]) -> ChatCompletion:
         """Send a non-streamed request; retries as the policy allows."""

@@ -78,7 +78,7 @@ class RunLoop(Generic[OutputT]):
         self.signals = RunSignals()
         self.emit = emit
         self.stream = stream
-        self._wire: dict[int, tuple[dict[str, Any], int]] = {}
+        self._wire: dict[int, tuple[Message, dict[str, Any], int]] = {}
         self._failures: dict[str, int] = {}
         self._output_retries = 0
         self._scratch: list[Message] = []
@@ -87,12 +87,12 @@ class RunLoop(Generic[OutputT]):
     # ------------------------------------------------------------------ messages
 
     def _wire_form(self, message: Message) -> tuple[dict[str, Any], int]:
-        key = id(message)
-        cached = self._wire.get(key)
-        if cached is None:
+        """The wire dict of a message and its token estimate, computed once per message."""
+        cached = self._wire.get(id(message))
+        if cached is None or cached[0] is not message:
             wire = message.to_wire()
-            cached = self._wire[key] = (wire, estimate_wire_message(wire))
-        return cached
+            cached = self._wire[id(message)] = (message, wire, estimate_wire_message(wire))
+        return cached[1], cached[2]
 
     async def commit(self, items: Sequence[Message]) -> None:
         """Append a completed step to the run and to the session, as one unit."""

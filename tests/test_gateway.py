@@ -416,3 +416,24 @@ async def test_each_request_is_logged_with_ids_tokens_and_no_secret() -> None:
     assert call["cached_tokens"] == 8 and call["prompt_tokens"] == 10
     assert call["model"] == "kimi-k2-6" and call["latency_ms"] >= 0
     assert KEY not in buffer.getvalue()
+
+
+async def test_max_tokens_is_clamped_to_the_cap_and_the_window() -> None:
+    server = ScriptedServer([Answer(200, completion()), Answer(200, completion()),
+                             Answer(200, completion())])
+    async with server.serve() as url, GatewayClient(url, KEY) as client:
+        await client.complete(request(max_tokens=100_000))
+        await client.complete(request())
+        await client.complete(ChatRequest(model="kimi-k2-5", messages=[
+            {"role": "user", "content": "提取关键条款"}], max_tokens=9000))
+    assert [r.json()["max_tokens"] for r in server.requests] == [16384, 16384, 8192]
+
+
+async def test_a_prompt_that_cannot_fit_is_refused_before_sending() -> None:
+    server = ScriptedServer([Answer(200, completion())])
+    huge = "合同条款" * 50_000  # about 140K tokens by the CJK-aware estimate
+    async with server.serve() as url, GatewayClient(url, KEY) as client:
+        with pytest.raises(ContextLengthError, match="kimi-k2-6"):
+            await client.complete(ChatRequest(model="kimi-k2-6",
+                                              messages=[{"role": "user", "content": huge}]))
+    assert server.requests == [], "nothing was sent"

@@ -10,6 +10,8 @@ from typing import Any
 import anyio
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from kimi_agent.testing import GatewaySimulator, Reply, SimRequest, ToolCallSpec
 from kimi_agent.wire import AssistantMessage, ChatCompletion, ToolMessage, UserMessage
@@ -409,3 +411,40 @@ async def test_in_process_through_asgi_transport(stream: bool):
         assert response.json()["choices"][0]["finish_reason"] == "tool_calls"
     assert models.status_code == 200
     assert [r.path for r in sim.requests] == ["/v1/chat/completions", "/v1/models"]
+
+
+_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=60)
+_args = st.dictionaries(_text, st.one_of(_text, st.integers(), st.booleans()), max_size=4)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(text=_text, reasoning=_text, arguments=st.lists(_args, max_size=3))
+async def test_any_text_and_arguments_survive_streaming(
+    text: str, reasoning: str, arguments: list[dict[str, Any]]
+):
+    reply = Reply(
+        text=text,
+        reasoning=reasoning,
+        tool_calls=[("tool_" + str(i), a) for i, a in enumerate(arguments)],
+    )
+    sim = GatewaySimulator(responder=lambda _: reply)
+    transport = httpx.ASGITransport(app=sim.app)
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://sim/v1", headers={"Authorization": "Bearer sim-key"}
+    ) as client:
+        streamed = (await client.post("/chat/completions", json=body(stream=True))).text
+        plain = (await client.post("/chat/completions", json=body())).json()
+    content, thought, args = "", "", [""] * len(arguments)
+    for event in sse(streamed)[:-1]:
+        for choice in json.loads(event)["choices"]:
+            delta = choice["delta"]
+            content += delta.get("content") or ""
+            thought += delta.get("reasoning_content") or ""
+            for call in delta.get("tool_calls", []):
+                args[call["index"]] += call["function"]["arguments"]
+    assert (content, thought) == (text, reasoning)
+    assert [json.loads(a, strict=False) for a in args] == arguments
+    message = plain["choices"][0]["message"]
+    assert (message["content"], message["reasoning_content"]) == (text, reasoning)

@@ -124,6 +124,7 @@ def test_returns_the_normalised_expression() -> None:
         ("round(1, 2, 3)", "参数个数"),
         ("max(*(1, 2))", "星号"),
         ("round(1.5, 0.5)", "整数"),
+        ("1,299 * 2", "千位分隔符"),
         ("1" + "+1" * MAX_EXPRESSION_LENGTH, "太长"),
     ],
 )

@@ -272,6 +272,23 @@ async def test_connection_goes_to_the_checked_address(
     assert result["url"] == f"http://shop.example.com:{port}/echo"
 
 
+async def test_next_checked_address_is_tried_when_one_refuses(
+    server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    port = server.rsplit(":", 1)[1]
+    answer = ["127.0.0.2", "127.0.0.1"]  # nothing listens on 127.0.0.2
+
+    async def resolve(host: str, port: int) -> list[str]:
+        return answer
+
+    monkeypatch.setattr(http_get_module, "_resolve", resolve)
+    tool = make_http_get(["shop.example.com"], allow_private=True)
+    assert (await tool(f"http://shop.example.com:{port}/hello"))["text"] == "你好，世界"
+    answer = ["127.0.0.2"]
+    with pytest.raises(ToolFailure, match="无法连接"):
+        await tool(f"http://shop.example.com:{port}/hello")
+
+
 def test_allow_list_patterns() -> None:
     policy = HttpGetPolicy(frozenset({"example.com", "*.shop.cn", "::1"}))
     assert policy.host_allowed("example.com")
@@ -352,9 +369,9 @@ async def test_https_to_the_pinned_address_verifies_the_host_name(
     result = await tool(f"https://shop.example.com:{port}/echo")
     assert result["status"] == 200
     assert json.loads(result["text"])["host"] == f"shop.example.com:{port}"
-    with pytest.raises(ToolFailure, match="无法访问"):  # the certificate does not name it
+    with pytest.raises(ToolFailure, match="无法连接"):  # the certificate does not name it
         await tool(f"https://other.example.com:{port}/echo")
-    with pytest.raises(ToolFailure, match="无法访问"):  # not trusted without our CA
+    with pytest.raises(ToolFailure, match="无法连接"):  # not trusted without our CA
         await make_http_get(["shop.example.com"], allow_private=True)(
             f"https://shop.example.com:{port}/echo"
         )

@@ -228,6 +228,8 @@ def _describe(node: ast.AST) -> tuple[str, str]:
         (ast.BinOp, "位运算", "bitwise operator"),
         (ast.UnaryOp, "运算符", "operator"),
         (ast.Lambda, "lambda", "lambda"),
+        (ast.Tuple, "逗号分隔的多个值（千位分隔符请去掉逗号）",
+         "several comma-separated values (write numbers without thousands separators)"),
     ]
     for kind, zh, en in kinds:
         if isinstance(node, kind):

@@ -149,8 +149,8 @@ class HttpGetPolicy:
             )
         return parsed
 
-    async def checked_address(self, host: str, port: int) -> str:
-        """The address to connect to, after checking every address the host resolves to."""
+    async def checked_addresses(self, host: str, port: int) -> list[str]:
+        """Every address `host` resolves to, each checked; the ones to connect to, in order."""
         try:
             literal: IPAddress | None = ipaddress.ip_address(host)
         except ValueError:
@@ -174,7 +174,7 @@ class HttpGetPolicy:
                         f"Host {host!r} resolves to {text}, a loopback, private or reserved "
                         "address; refused."
                     )
-        return addresses[0]
+        return addresses
 
     async def fetch(self, url: str) -> dict[str, Any]:
         """GET `url` under this policy (see the module docstring)."""
@@ -195,8 +195,8 @@ class HttpGetPolicy:
             target = self.check_url(url)
             for _ in range(self.max_redirects + 1):
                 host, port = _ascii_host(target), target.port or _port(target)
-                address = await self.checked_address(host, port)
-                result, location = await self._get(client, target, address)
+                addresses = await self.checked_addresses(host, port)
+                result, location = await self._get_any(client, target, addresses)
                 if location is None:
                     return result
                 try:
@@ -207,6 +207,20 @@ class HttpGetPolicy:
                 f"重定向次数过多（超过 {self.max_redirects} 次）。"
                 f"Too many redirects (more than {self.max_redirects})."
             )
+
+    async def _get_any(
+        self, client: httpx.AsyncClient, target: httpx.URL, addresses: list[str]
+    ) -> tuple[dict[str, Any], str | None]:
+        """Try the checked addresses in order until one accepts the connection."""
+        failure: httpx.ConnectError | None = None
+        for address in addresses:
+            try:
+                return await self._get(client, target, address)
+            except httpx.ConnectError as error:
+                failure = error
+        raise ToolFailure(
+            f"无法连接 {target.host}。Could not connect to {str(target)!r}: {failure}."
+        ) from failure
 
     async def _get(
         self, client: httpx.AsyncClient, target: httpx.URL, address: str
@@ -224,6 +238,8 @@ class HttpGetPolicy:
                 body, truncated = await self._read(response)
                 content_type = response.headers.get("content-type", "")
                 charset = response.charset_encoding or "utf-8"
+        except httpx.ConnectError:
+            raise  # the next address may work
         except httpx.TimeoutException as error:
             raise ToolFailure(
                 f"请求超时（{self.timeout:g} 秒）。The request timed out after {self.timeout:g} s."

@@ -15,6 +15,7 @@ Prices are in fen (1/100 yuan). Two customers: u1001 (张伟, 上海) and u1002 
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
 DEMO_ORDERS: list[dict[str, Any]] = [
@@ -118,3 +119,35 @@ DEMO_ORDERS: list[dict[str, Any]] = [
         "items": [("儿童绘本套装（10册）", 1, 12800)],
     },
 ]
+
+
+def insert_demo_orders(conn: sqlite3.Connection) -> None:
+    """Insert `DEMO_ORDERS` (the caller holds the transaction and checked the store is empty)."""
+    for order in DEMO_ORDERS:
+        total = sum(q * p for _, q, p in order["items"])
+        conn.execute(
+            "INSERT INTO orders VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (order["order_id"], order["customer_id"], order["receiver"],
+             order["city"], order["status"], total, order["created_at"]),
+        )
+        conn.executemany(
+            "INSERT INTO order_items VALUES (?, ?, ?, ?)",
+            [(order["order_id"], *item) for item in order["items"]],
+        )
+        if shipment := order.get("shipment"):
+            conn.execute(
+                "INSERT INTO shipments VALUES (?, ?, ?, ?, ?)",
+                (order["order_id"], shipment["carrier"], shipment["tracking_no"],
+                 shipment["status"], shipment["estimated_delivery"]),
+            )
+            conn.executemany(
+                "INSERT INTO shipment_events (order_id, time, location, description) "
+                "VALUES (?, ?, ?, ?)",
+                [(order["order_id"], *event) for event in shipment["events"]],
+            )
+        for amount, reason, created_at in order.get("refunds", ()):
+            conn.execute(
+                "INSERT INTO refunds (order_id, amount_fen, reason, status, created_at) "
+                "VALUES (?, ?, ?, 'done', ?)",
+                (order["order_id"], amount, reason, created_at),
+            )

@@ -26,7 +26,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from tools._demo_orders import DEMO_ORDERS
+from tools._demo_orders import insert_demo_orders
 from tools.errors import InvalidInputError, NotFoundError, RefusedError
 
 __all__ = ["ORDER_STATUS_TEXT", "SHIPMENT_STATUS_TEXT", "OrderStore", "format_yuan", "to_fen"]
@@ -400,34 +400,7 @@ class OrderStore:
         with self._transaction(write=True) as conn:
             if conn.execute("SELECT 1 FROM orders LIMIT 1").fetchone():
                 return False
-            for order in DEMO_ORDERS:
-                total = sum(q * p for _, q, p in order["items"])
-                conn.execute(
-                    "INSERT INTO orders VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (order["order_id"], order["customer_id"], order["receiver"],
-                     order["city"], order["status"], total, order["created_at"]),
-                )
-                conn.executemany(
-                    "INSERT INTO order_items VALUES (?, ?, ?, ?)",
-                    [(order["order_id"], *item) for item in order["items"]],
-                )
-                if shipment := order.get("shipment"):
-                    conn.execute(
-                        "INSERT INTO shipments VALUES (?, ?, ?, ?, ?)",
-                        (order["order_id"], shipment["carrier"], shipment["tracking_no"],
-                         shipment["status"], shipment["estimated_delivery"]),
-                    )
-                    conn.executemany(
-                        "INSERT INTO shipment_events (order_id, time, location, description) "
-                        "VALUES (?, ?, ?, ?)",
-                        [(order["order_id"], *event) for event in shipment["events"]],
-                    )
-                for amount, reason, created_at in order.get("refunds", ()):
-                    conn.execute(
-                        "INSERT INTO refunds (order_id, amount_fen, reason, status, created_at) "
-                        "VALUES (?, ?, ?, 'done', ?)",
-                        (order["order_id"], amount, reason, created_at),
-                    )
+            insert_demo_orders(conn)
         return True
 
 

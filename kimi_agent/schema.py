@@ -108,8 +108,12 @@ def function_schema(
                 "declare every argument the model may send as a parameter of its own"
             )
         if param.name not in hints:
+            hint = (
+                " (for a method, make the tool from the bound method: registry.register(obj.m))"
+                if index == 0 and param.name in ("self", "cls") else ""
+            )
             raise ToolDefinitionError(
-                f"tool {owner!r}: parameter {param.name!r} has no type annotation"
+                f"tool {owner!r}: parameter {param.name!r} has no type annotation{hint}"
             )
         hint = hints[param.name]
         if param.kind is param.POSITIONAL_ONLY:

@@ -75,6 +75,11 @@ class Tool:
         sequential: bool = False,
         localns: Mapping[str, Any] | None = None,
     ) -> None:
+        """Describe `function` from its signature and docstring (see `tool` for the options).
+
+        `localns` helps resolve string annotations that name classes not visible from the
+        function's module (by default the locals of the function defining it are used).
+        """
         if name is not None:
             _check_name(name)
         spec = function_schema(function, name=name, description=description, localns=localns)

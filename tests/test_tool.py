@@ -428,3 +428,21 @@ def test_format_result_falls_back_to_str() -> None:
 
     assert format_result(Thing()) == "东西"
     assert json.loads(format_result({"thing": Thing()})) == {"thing": "东西"}
+
+
+async def test_bound_methods_become_tools_and_unbound_ones_are_explained() -> None:
+    class Store:
+        def __init__(self) -> None:
+            self.stock = {"A": 3}
+
+        def count(self, sku: str) -> int:
+            """库存数量。"""
+            return self.stock.get(sku, 0)
+
+    store = Store()
+    count = tool(store.count)
+    assert count.parameters["properties"] == {"sku": {"type": "string"}}
+    assert count.description == "库存数量。"
+    assert await count.run(count.parse_arguments('{"sku": "A"}'), None) == 3
+    with pytest.raises(ToolDefinitionError, match="bound method"):
+        tool(Store.count)

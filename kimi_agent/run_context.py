@@ -12,7 +12,8 @@ from typing import Any, Generic, TypeVar
 
 from kimi_agent.usage import RunUsage
 
-DepsT = TypeVar("DepsT")
+DepsT = TypeVar("DepsT", covariant=True)
+"""Covariant: a context is read-only, so a tool typed for a protocol accepts richer deps."""
 
 
 @dataclass(frozen=True, slots=True)

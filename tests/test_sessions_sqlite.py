@@ -189,10 +189,10 @@ async def test_closed_sessions_and_bad_paths_fail_clearly(tmp_path: Path) -> Non
 
 
 async def test_memory_sessions_are_private() -> None:
-    a, b = SQLiteSession("same-id"), SQLiteSession("same-id")
-    await a.add_items([UserMessage(content="只在 a 里")])
-    assert await b.get_items() == []
-    assert a.path == ":memory:"
+    async with SQLiteSession("same-id") as a, SQLiteSession("same-id") as b:
+        await a.add_items([UserMessage(content="只在 a 里")])
+        assert await b.get_items() == []
+        assert a.path == ":memory:"
 
 
 async def test_one_session_object_shared_by_concurrent_tasks() -> None:
@@ -203,6 +203,7 @@ async def test_one_session_object_shared_by_concurrent_tasks() -> None:
                                    AssistantMessage(content=f"答{i}")]
             group.start_soon(session.add_items, step)
     items = await session.get_items()
+    session.close()
     assert len(items) == 80
     for question, answer in zip(items[::2], items[1::2], strict=True):
         assert answer.content == "答" + str(question.content)[1:], "a step was interleaved"

@@ -75,7 +75,7 @@ CREATE TABLE IF NOT EXISTS sessions (
     updated_at TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS messages (
-    session_id TEXT NOT NULL REFERENCES sessions (session_id) ON DELETE CASCADE,
+    session_id TEXT NOT NULL REFERENCES sessions (session_id),
     seq INTEGER NOT NULL,
     role TEXT NOT NULL,
     json TEXT NOT NULL,

@@ -38,7 +38,7 @@ import anyio.abc
 
 from kimi_agent import Agent, GatewayClient, RetryPolicy, RunContext, tool
 from kimi_agent.sqlite_session import SQLiteSession, SQLiteStore
-from kimi_agent.testing import Reply, SimRequest
+from kimi_agent.testing import GatewaySimulator, Reply, SimRequest
 from kimi_agent.wire import AssistantMessage, Message, ToolMessage, UserMessage
 
 INSTRUCTIONS = "你是一家网店的客服助手，回答要简洁、礼貌。"
@@ -134,6 +134,11 @@ def responder(request: SimRequest) -> Reply:
     return Reply(text=f"收到：{text}", reasoning="直接回答。")
 
 
+def all_accepted(sim: GatewaySimulator) -> bool:
+    """Every request was answered 200, except those an injected fault struck on purpose."""
+    return not sim.errors and all(r.ok or r.fault for r in sim.requests)
+
+
 def message_texts(messages: list[Message]) -> list[str]:
     """Every piece of text in a history (contents, reasoning, call arguments)."""
     texts: list[str] = []
@@ -149,7 +154,8 @@ def message_texts(messages: list[Message]) -> list[str]:
 # --------------------------------------------------------------------------- commands
 
 
-def _agent(client: GatewayClient) -> Agent[str]:
+def agent_for(client: GatewayClient) -> Agent[str]:
+    """The agent of these tests: the tools above, no cool-down after a fallback."""
     return Agent(instructions=INSTRUCTIONS, tools=TOOLS, client=client, fallback_cooldown=0)
 
 
@@ -157,7 +163,7 @@ async def chat(args: argparse.Namespace) -> dict[str, Any]:
     counts: dict[str, int] = {}
     async with SQLiteStore(args.db) as store, \
             GatewayClient(args.url, args.key, retry=RetryPolicy(max_retries=5)) as client:
-        agent = _agent(client)
+        agent = agent_for(client)
 
         async def converse(session_id: str) -> None:
             session = store.session(session_id)
@@ -177,7 +183,7 @@ async def block(args: argparse.Namespace) -> dict[str, Any]:
     os.environ[READY_ENV] = args.ready
     async with SQLiteSession(args.session, args.db) as session, \
             GatewayClient(args.url, args.key) as client:
-        result = await _agent(client).run(f"{SLOW}订单 {args.order} 的仓库记录", session=session)
+        result = await agent_for(client).run(f"{SLOW}订单 {args.order} 的仓库记录", session=session)
     return {"pid": os.getpid(), "status": result.status}  # never reached: killed first
 
 
@@ -199,7 +205,7 @@ async def resume(args: argparse.Namespace) -> dict[str, Any]:
     rejected = dict(item.split("=", 1) for item in args.reject)
     async with SQLiteSession(args.session, args.db) as session, \
             GatewayClient(args.url, args.key) as client:
-        result = await _agent(client).resume(session, approved=args.approve, rejected=rejected)
+        result = await agent_for(client).resume(session, approved=args.approve, rejected=rejected)
     return {"pid": os.getpid(), "status": result.status, "output": result.output,
             "calls": [[c.call_id, c.name, c.status, c.result] for s in result.steps
                       for c in s.tool_calls]}

@@ -21,7 +21,7 @@ from kimi_agent.errors import ApprovalError
 from kimi_agent.sqlite_session import SQLiteSession
 from kimi_agent.testing import GatewaySimulator, Reply, SimRequest
 from kimi_agent.wire import AssistantMessage, ToolMessage, UserMessage
-from tests.session_worker import INSTRUCTIONS, TOOLS, responder, run_worker
+from tests.session_worker import agent_for, all_accepted, responder, run_worker
 
 pytestmark = pytest.mark.anyio
 
@@ -44,8 +44,7 @@ async def served(tmp_path: Path) -> AsyncIterator[Served]:
     sim = GatewaySimulator(responder=both_or_one)
     async with sim.serve() as url, GatewayClient(url, sim.api_key) as client, \
             SQLiteSession("客户-7", db) as session:
-        agent = Agent(instructions=INSTRUCTIONS, tools=TOOLS, client=client)
-        yield Served(sim, url, client, agent, session, db)
+        yield Served(sim, url, client, agent_for(client), session, db)
 
 
 def both_or_one(request: SimRequest) -> Reply:
@@ -55,10 +54,6 @@ def both_or_one(request: SimRequest) -> Reply:
             ("refund", {"order_id": "A1024", "amount": 39.8}),
             ("get_order", {"order_id": "A1024"})])
     return responder(request)
-
-
-def all_accepted(sim: GatewaySimulator) -> bool:
-    return not sim.errors and all(r.ok for r in sim.requests)
 
 
 async def test_a_refund_waits_for_approval_and_does_not_run(served: Served) -> None:

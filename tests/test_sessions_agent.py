@@ -17,7 +17,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from kimi_agent import Agent, GatewayClient
+from kimi_agent import GatewayClient
 from kimi_agent.agent import INTERRUPTED_TEXT
 from kimi_agent.sqlite_session import SQLiteSession, SQLiteStore
 from kimi_agent.testing import GatewaySimulator
@@ -32,7 +32,8 @@ from kimi_agent.wire import (
 from tests.session_worker import (
     INSTRUCTIONS,
     ORDER_ID,
-    TOOLS,
+    agent_for,
+    all_accepted,
     message_texts,
     responder,
     run_worker,
@@ -42,15 +43,6 @@ from tests.session_worker import (
 from tests.simkit import sim_client
 
 pytestmark = pytest.mark.anyio
-
-
-def agent_for(client: GatewayClient) -> Agent[str]:
-    return Agent(instructions=INSTRUCTIONS, tools=TOOLS, client=client, fallback_cooldown=0)
-
-
-def all_accepted(sim: GatewaySimulator) -> bool:
-    """Every request was answered 200, except those an injected fault struck on purpose."""
-    return not sim.errors and all(r.ok or r.fault for r in sim.requests)
 
 
 def assert_own_messages_only(history: list[Message], session_id: str, others: list[str]

@@ -17,7 +17,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from kimi_agent import GatewayClient
+from kimi_agent import Agent, GatewayClient
 from kimi_agent.agent import INTERRUPTED_TEXT
 from kimi_agent.sqlite_session import SQLiteSession, SQLiteStore
 from kimi_agent.testing import GatewaySimulator
@@ -32,6 +32,7 @@ from kimi_agent.wire import (
 from tests.session_worker import (
     INSTRUCTIONS,
     ORDER_ID,
+    TOOLS,
     agent_for,
     all_accepted,
     message_texts,
@@ -250,3 +251,18 @@ async def test_a_dangling_tool_call_left_by_a_crash_is_completed_as_interrupted(
     sent = sim.requests[0].messages
     assert [m["role"] for m in sent] == ["system", "user", "assistant", "tool", "tool", "user"]
     assert sent[4] == {"role": "tool", "tool_call_id": "get_order:1", "content": INTERRUPTED_TEXT}
+
+
+def test_run_sync_reuses_one_sqlite_session_across_event_loops(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`run_sync` starts a new event loop per call; the session is not bound to any loop."""
+    sim = GatewaySimulator(responder=responder)
+    with sim.serve_in_thread() as url, SQLiteSession("sync", tmp_path / "sync.db") as session:
+        monkeypatch.setenv("BYTESPIKE_BASE_URL", url)
+        monkeypatch.setenv("BYTESPIKE_API_KEY", sim.api_key)
+        agent = Agent(instructions=INSTRUCTIONS, tools=TOOLS)
+        first = agent.run_sync("订单 A1 到哪了？", session=session)
+        second = agent.run_sync("订单 B2 呢？", session=session)
+        assert second.messages[:4] == first.messages
+        assert len(anyio.run(session.get_items)) == 8
+    assert all_accepted(sim)

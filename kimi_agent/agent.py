@@ -23,7 +23,13 @@ from kimi_agent.errors import ApprovalError, ConfigurationError
 from kimi_agent.executor import ToolExecutor
 from kimi_agent.gateway import GatewayClient
 from kimi_agent.log import EventLogger
-from kimi_agent.loop import RunLoop, last_tool_step, pending_approvals, tool_message
+from kimi_agent.loop import (
+    RunLoop,
+    in_call_order,
+    last_tool_step,
+    pending_approvals,
+    tool_message,
+)
 from kimi_agent.models import DEFAULT_PROFILES, ModelProfile, ModelProfiles
 from kimi_agent.output import OutputSpec
 from kimi_agent.result import RunResult, StepRecord, ToolCallRecord
@@ -254,6 +260,7 @@ class Agent(Generic[OutputT]):
         records.sort(key=lambda r: order[r.call_id])
         record.tool_calls.extend(records)
         await loop.commit([tool_message(r) for r in records])
+        loop.messages[:] = in_call_order(loop.messages)
         if loop.signals.handoff is not None:
             return await loop._finish("handoff", None, "tool_calls")
         return await loop.drive()
@@ -272,7 +279,7 @@ class Agent(Generic[OutputT]):
             raise TypeError(f"prompt must be a str, not {type(prompt).__name__}")
         history: list[Message] = []
         if session is not None:
-            history = await session.get_items()
+            history = in_call_order(await session.get_items())
         loop: RunLoop[OutputT] = RunLoop(
             self, client=client or self._client_for_run(), run_id=uuid.uuid4().hex, deps=deps,
             session=session, history=history, emit=emit, stream=stream,

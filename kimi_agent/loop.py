@@ -358,6 +358,34 @@ def pending_approvals(messages: Sequence[Message], agent: Agent[Any]) -> list[Pe
     return pending
 
 
+def in_call_order(messages: list[Message]) -> list[Message]:
+    """The history with each step's tool results in the order of its calls.
+
+    A step resumed after an approval stores the approved results after the ones that ran at
+    once; Kimi expects results in call order, so they are put back in order before sending.
+    Returns `messages` itself when nothing needs to move (the common case).
+    """
+    out: list[Message] | None = None
+    i, n = 0, len(messages)
+    while i < n:
+        message = messages[i]
+        i += 1
+        if not (isinstance(message, AssistantMessage) and message.tool_calls):
+            continue
+        start = i
+        while i < n and isinstance(messages[i], ToolMessage):
+            i += 1
+        results = [m for m in messages[start:i] if isinstance(m, ToolMessage)]
+        order = {call.id: k for k, call in enumerate(message.tool_calls)}
+        ranks = [order.get(m.tool_call_id, len(order)) for m in results]
+        if ranks != sorted(ranks):
+            if out is None:
+                out = list(messages)
+            out[start:i] = [m for _, m in sorted(zip(ranks, results, strict=True),
+                                                 key=lambda pair: pair[0])]
+    return messages if out is None else out
+
+
 def last_tool_step(messages: Sequence[Message]) -> tuple[AssistantMessage | None, set[str]]:
     """The last assistant tool-call message (if it ends the history) and the ids answered."""
     answered: set[str] = set()

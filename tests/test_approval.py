@@ -146,6 +146,10 @@ async def test_a_step_with_approved_and_ordinary_calls_resumes_into_a_valid_hist
     results = {m.tool_call_id: m.content for m in history if isinstance(m, ToolMessage)}
     assert set(results) == {c.id for c in call.tool_calls}
     assert results[refund_id].startswith("退款成功")
+    sent = served.sim.requests[-1].messages
+    step = next(i for i, m in enumerate(sent) if m.get("tool_calls"))
+    sent_order = [m["tool_call_id"] for m in sent[step + 1:step + 3]]
+    assert sent_order == [c.id for c in call.tool_calls], "results go back in call order"
 
 
 async def test_hand_off_ends_the_run_with_a_routable_status(served: Served) -> None:

@@ -37,6 +37,7 @@ _EXPORTS: dict[str, str] = {
     "Session": "kimi_agent.sessions",
     "MemorySession": "kimi_agent.sessions",
     "SQLiteSession": "kimi_agent.sessions",
+    "SQLiteStore": "kimi_agent.sqlite_session",
     "TrimPolicy": "kimi_agent.context",
     "KeepRecentTurns": "kimi_agent.context",
     # logs
@@ -57,6 +58,7 @@ __all__ = [
     "RunResult",
     "RunUsage",
     "SQLiteSession",
+    "SQLiteStore",
     "Session",
     "StepRecord",
     "Tool",
@@ -81,6 +83,7 @@ if TYPE_CHECKING:
     from kimi_agent.router import ModelRouter
     from kimi_agent.run_context import Handoff, RunContext
     from kimi_agent.sessions import MemorySession, Session, SQLiteSession
+    from kimi_agent.sqlite_session import SQLiteStore
     from kimi_agent.usage import RunUsage, UsageLimits
 
 

@@ -48,11 +48,12 @@ def _default_sigint() -> None:
 
 
 class LiveCli:
-    """A running `kimi-agent` whose output is collected as it comes, to wait for markers."""
+    """A running `kimi-agent` (or `python -m module`) whose output is collected as it comes,
+    to wait for markers."""
 
-    def __init__(self, home: Path, *args: str) -> None:
+    def __init__(self, home: Path, *args: str, module: str = "kimi_agent.cli") -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "kimi_agent.cli", *args], cwd=ROOT, env=cli_env(home),
+            [sys.executable, "-m", module, *args], cwd=ROOT, env=cli_env(home),
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             preexec_fn=_default_sigint if os.name == "posix" else None,
         )

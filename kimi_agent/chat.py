@@ -33,7 +33,7 @@ import anyio.from_thread
 
 from kimi_agent.agent import Agent
 from kimi_agent.errors import KimiAgentError
-from kimi_agent.gateway import GatewayClient
+from kimi_agent.gateway import DEFAULT_BASE_URL, GatewayClient
 from kimi_agent.loop import pending_approvals
 from kimi_agent.result import PendingApproval, RunResult
 from kimi_agent.sessions import MemorySession, Session
@@ -189,8 +189,9 @@ def _gateway(live: bool, args: argparse.Namespace, out: TextIO, style: Style
              ) -> Iterator[tuple[str | None, str | None]]:
     """(base URL, key): the environment's for the real gateway, else a simulator's."""
     if live:
-        out.write(style.green("在线：使用真实网关 (BYTESPIKE_API_KEY is set — talking to the real "
-                              "gateway)") + "\n")
+        url = os.environ.get("BYTESPIKE_BASE_URL") or DEFAULT_BASE_URL
+        out.write(style.green(f"在线：使用网关 {url} (BYTESPIKE_API_KEY is set — talking to the "
+                              "real gateway)") + "\n")
         yield None, None
         return
     try:

@@ -31,11 +31,13 @@ def cli_env(home: Path) -> dict[str, str]:
     return env
 
 
-def run_cli(home: Path, *args: str, stdin: str | None = None, timeout: float = 60
-            ) -> subprocess.CompletedProcess[str]:
-    """`kimi-agent ARGS...` to completion; stdout and stderr captured as text."""
+def run_cli(home: Path, *args: str, stdin: str | None = None, timeout: float = 60,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """`kimi-agent ARGS...` to completion; stdout and stderr captured as text. `env` adds
+    variables (e.g. a gateway key and URL) to the test environment."""
     return subprocess.run(
-        [sys.executable, "-m", "kimi_agent.cli", *args], cwd=ROOT, env=cli_env(home),
+        [sys.executable, "-m", "kimi_agent.cli", *args], cwd=ROOT,
+        env={**cli_env(home), **(env or {})},
         input=stdin, capture_output=True, text=True, encoding="utf-8", timeout=timeout,
         stdin=None if stdin is not None else subprocess.DEVNULL,
     )

@@ -145,3 +145,51 @@ def test_ctrl_c_keeps_the_session(tmp_path: Path) -> None:
     again = run_cli(tmp_path, "demo", "--db", str(db))
     assert again.returncode == 0, again.stdout + again.stderr
     assert "继续之前的会话" in again.stdout
+
+
+def test_with_a_key_the_same_bot_runs_on_the_configured_gateway(tmp_path: Path) -> None:
+    """BYTESPIKE_API_KEY set: the demo uses the gateway from the environment — here a
+    simulator standing in for it — and still says that approvals are given by the demo."""
+    from examples.customer_service.scenario import shop_responder
+    from kimi_agent.testing import GatewaySimulator
+
+    sim = GatewaySimulator(responder=shop_responder, api_key="test-key")
+    with sim.serve_in_thread() as url:
+        done = run_cli(tmp_path, "demo", "--db", str(tmp_path / "d.db"),
+                       env={"BYTESPIKE_API_KEY": "test-key", "BYTESPIKE_BASE_URL": url})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"在线演示：使用网关 {url}" in done.stdout
+    assert "离线演示" not in done.stdout
+    assert "已批准（真实网关模式下同样由演示脚本以人工客服身份批准" in done.stdout
+    assert "status=handoff" in done.stdout
+    assert len(sim.requests) == 6 and all(r.ok for r in sim.requests)
+
+
+def test_a_refund_left_waiting_is_decided_first(tmp_path: Path) -> None:
+    """A demo stopped while the refund waited for approval: the next run settles it before
+    the customer's new message (the run could not continue otherwise)."""
+    import anyio
+
+    from examples.customer_service import build_agent, make_deps
+    from examples.customer_service.scenario import FIRST_VISIT, shop_responder
+    from kimi_agent import GatewayClient, SQLiteSession
+    from kimi_agent.testing import GatewaySimulator
+
+    db = tmp_path / "demo.db"
+
+    async def leave_a_refund_waiting() -> str:
+        deps, _ = make_deps(db, latency=False)
+        sim = GatewaySimulator(responder=shop_responder)
+        async with sim.serve() as url, GatewayClient(url, sim.api_key) as client:
+            with SQLiteSession("demo-customer", db) as session:
+                result = await build_agent(client).run(FIRST_VISIT[1], deps=deps,
+                                                       session=session)
+        return result.status
+
+    assert anyio.run(leave_a_refund_waiting) == "pending_approval"
+    done = run_cli(tmp_path, "demo", "--db", str(db))
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = lines(done.stdout)
+    settled = index(out, "上次中断时有操作在等待审批")
+    index(out, "✓ request_refund", settled)
+    assert settled < index(out, "👤 顾客：你好，我又来了")

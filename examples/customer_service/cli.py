@@ -90,9 +90,9 @@ def run_demo(args: argparse.Namespace) -> int:
 async def _gateway(demo: Demo) -> AsyncIterator[GatewayClient]:
     """The real gateway when a key is set, else the simulator on a loopback port."""
     if demo.live:
-        demo.say(demo.style.green("在线演示：使用真实网关 (BYTESPIKE_API_KEY is set — running on "
-                                  "the real gateway)"))
         async with GatewayClient() as client:
+            demo.say(demo.style.green(f"在线演示：使用网关 {client.base_url} (BYTESPIKE_API_KEY is "
+                                      "set — running on the real gateway)"))
             yield client
         return
     try:

@@ -285,14 +285,18 @@ def _repl(chat: ChatSession, portal: anyio.from_thread.BlockingPortal, stdin: Te
             continue
         if text.lower() in EXIT_WORDS:
             return 0
+        if chat.pending and not _settle_approvals(chat, portal, stdin):
+            chat.say("（消息未发送：请先决定待审批的操作 — decide the pending calls first）")
+            continue
         _wait(portal, portal.start_task_soon(chat.reply, text), chat)
         _settle_approvals(chat, portal, stdin)
 
 
 def _settle_approvals(chat: ChatSession, portal: anyio.from_thread.BlockingPortal,
-                      stdin: TextIO) -> None:
+                      stdin: TextIO) -> bool:
     """Ask y/n for each call waiting for approval, then continue the run; repeat if the
-    continued run asks again."""
+    continued run asks again. False when the user left the question undecided (Ctrl-C or
+    end of input): the calls stay pending, in the session too."""
     while chat.pending:
         approved: list[str] = []
         rejected: dict[str, str] = {}
@@ -302,14 +306,14 @@ def _settle_approvals(chat: ChatSession, portal: anyio.from_thread.BlockingPorta
             try:
                 answer = _read(question, chat.out, stdin)
             except (EOFError, KeyboardInterrupt):
-                chat.say("\n  未决定：操作保持待审批，下次打开这个会话时再问。")
-                chat.pending = []
-                return
+                chat.say("\n  未决定：操作仍在等待审批 (still pending)。")
+                return False
             if answer.strip().lower() in ("y", "yes", "是", "好", "批准"):
                 approved.append(call.call_id)
             else:
                 rejected[call.call_id] = REJECTED
         _wait(portal, portal.start_task_soon(chat.decide, approved, rejected), chat)
+    return True
 
 
 def _isatty(stream: TextIO) -> bool:

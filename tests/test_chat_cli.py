@@ -92,6 +92,36 @@ def test_pending_approvals_are_asked_at_the_prompt(tmp_path: Path) -> None:
     assert "✗ request_refund" in second and "抱歉，这笔退款未获批准。" in second
 
 
+def test_undecided_approvals_are_asked_again(tmp_path: Path) -> None:
+    script = tmp_path / "refund.yaml"
+    script.write_text(SCRIPT, encoding="utf-8")
+    args = ("--tools", "tools", "--deps", "examples.customer_service:chat_deps",
+            "--sim-script", str(script), "--session", "r", "--db", str(tmp_path / "c.db"))
+    # end of input at the question: the call stays pending in the session ...
+    code, out, err = chat(tmp_path, *args, stdin="申请退款\n")
+    assert code == 0, err
+    assert "still pending" in out
+    # ... and the next chat on the session asks first
+    code, out, err = chat(tmp_path, *args, stdin="y\nexit\n")
+    assert code == 0, err
+    assert out.index("批准吗？approve? [y/N] y") < out.index("退款已成功提交。")
+    # Ctrl-C at the question: asked again before the next message goes out
+    with LiveCli(tmp_path, "chat", *FAST, *args) as cli:
+        cli.wait_for("你> ")
+        cli.send("申请退款")
+        asked = cli.wait_for("[y/N] ")
+        cli.interrupt()
+        pending = cli.wait_for("still pending", after=asked)
+        cli.wait_for("你> ", after=pending)
+        cli.send("你好")
+        again = cli.wait_for("[y/N] ", after=pending)
+        cli.send("y")
+        done = cli.wait_for("退款已成功提交。", after=again)
+        cli.wait_for("Echo: 你好", after=done)
+        cli.send("exit")
+        assert cli.finish() == 0, cli.output
+
+
 def test_ctrl_c_stops_the_reply_and_keeps_the_session(tmp_path: Path) -> None:
     db = str(tmp_path / "c.db")
     long_message = "请把这句话原样重复一遍：" + "一二三四五六七八九十" * 10

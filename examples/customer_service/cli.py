@@ -22,7 +22,14 @@ import anyio
 
 from examples.customer_service.bot import DEMO_CUSTOMER, build_agent, make_deps
 from examples.customer_service.scenario import FIRST_VISIT, RETURNING_VISIT
-from kimi_agent import Agent, GatewayClient, RunResult, RunUsage, SQLiteSession
+from kimi_agent import (
+    Agent,
+    GatewayClient,
+    PendingApproval,
+    RunResult,
+    RunUsage,
+    SQLiteSession,
+)
 from kimi_agent.loop import pending_approvals
 from kimi_agent.terminal import (
     EventPrinter,
@@ -150,8 +157,16 @@ async def _turn(demo: Demo, agent: Agent[str], session: SQLiteSession, deps: Any
     demo.printer.close()
     result = run.result
     demo.account(result)
+    await _settle(demo, agent, session, deps, result)
+
+
+async def _settle(demo: Demo, agent: Agent[str], session: SQLiteSession, deps: Any,
+                  result: RunResult[str]) -> None:
+    """Approve what waits for approval (again if the continued run asks again), then show a
+    hand-off the way a calling service would see it."""
     while result.status == "pending_approval":
-        result = await _approve(demo, agent, session, deps, result)
+        demo.say(demo.style.yellow(f"  ⏳ 等待人工审批… status={result.status}"))
+        result = await _approve(demo, agent, session, deps, result.pending_approvals)
     if result.status == "handoff" and result.handoff is not None:
         handoff = result.handoff
         demo.say(demo.style.yellow(f"  ⇢ 已转人工 status={result.status} reason={handoff.reason}"
@@ -162,17 +177,15 @@ async def _turn(demo: Demo, agent: Agent[str], session: SQLiteSession, deps: Any
 
 
 async def _approve(demo: Demo, agent: Agent[str], session: SQLiteSession, deps: Any,
-                   result: RunResult[str]) -> RunResult[str]:
+                   pending: Sequence[PendingApproval]) -> RunResult[str]:
     """Play the human reviewer: show the calls waiting, approve them, continue the run."""
     style = demo.style
-    demo.say(style.yellow(f"  ⏳ 等待人工审批… status={result.status}"))
-    for line in pending_lines(result.pending_approvals, style):
+    for line in pending_lines(pending, style):
         demo.say(line)
-    ids = [p.call_id for p in result.pending_approvals]
     who = "真实网关模式下同样由演示脚本" if demo.live else "演示脚本"
     demo.say(style.green(f"  ✔ 已批准（{who}以人工客服身份批准 — approved by the demo, acting "
                          "as the human agent）"))
-    resumed = await agent.resume(session, approved=ids, deps=deps)
+    resumed = await agent.resume(session, approved=[p.call_id for p in pending], deps=deps)
     print_records(resumed, demo.printer)
     demo.account(resumed)
     return resumed
@@ -180,14 +193,14 @@ async def _approve(demo: Demo, agent: Agent[str], session: SQLiteSession, deps: 
 
 async def _leftover_approvals(demo: Demo, agent: Agent[str], session: SQLiteSession,
                               deps: Any) -> None:
-    """A previous demo stopped while a refund waited for approval: decide it first."""
+    """A previous demo stopped while a refund waited for approval: decide it first (the
+    session cannot take a new message before)."""
     pending = pending_approvals(await session.get_items(), agent)
     if pending:
-        demo.say(demo.style.yellow("上次中断时有操作在等待审批，先处理它们。"))
-        placeholder: RunResult[str] = RunResult(
-            output="", run_id="", messages=[], new_messages=[], usage=RunUsage(), steps=[],
-            status="pending_approval", pending_approvals=pending)
-        await _approve(demo, agent, session, deps, placeholder)
+        demo.say(demo.style.yellow("上次中断时有操作在等待审批，先处理它们。"
+                                   "A call was left waiting for approval: settling it first."))
+        await _settle(demo, agent, session, deps,
+                      await _approve(demo, agent, session, deps, pending))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

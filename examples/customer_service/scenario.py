@@ -206,8 +206,10 @@ def _describe(result: _Result, *, named: set[str] | frozenset[str] = frozenset()
         answer = "".join(line.strip() for line in str(hits[0]["answer"]).splitlines())
         return f"关于“{hits[0]['question']}”：{answer}"
     if result.name == "request_refund":
-        return (f"您的退款申请已审批通过：订单 {data['order_id']} 退款 ¥{data['amount']}，"
-                f"退款单号 {data['refund_id']}，{data['message'].split('The ')[0]}")
+        when = re.search(r"预计[^。.]*", str(data.get("message", "")))
+        eta = f"，{when.group(0)}。" if when else "。"
+        return (f"您的退款申请已审批通过：订单 {data['order_id']} 退款 ¥{data['amount']} "
+                f"已提交（退款单号 {data['refund_id']}）{eta}")
     return f"{result.name} 已完成。"
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -24,15 +24,18 @@ from kimi_agent.executor import ToolExecutor
 from kimi_agent.gateway import GatewayClient
 from kimi_agent.log import EventLogger
 from kimi_agent.loop import (
+    Emit,
     RunLoop,
     in_call_order,
     last_tool_step,
-    pending_approvals,
     tool_message,
+)
+from kimi_agent.loop import (
+    pending_approvals as find_pending,
 )
 from kimi_agent.models import DEFAULT_PROFILES, ModelProfile, ModelProfiles
 from kimi_agent.output import OutputSpec
-from kimi_agent.result import RunResult, StepRecord, ToolCallRecord
+from kimi_agent.result import PendingApproval, RunResult, StepRecord, ToolCallRecord
 from kimi_agent.router import ModelRouter
 from kimi_agent.sessions import Session
 from kimi_agent.tokens import estimate_tools, estimate_wire_message
@@ -196,23 +199,10 @@ class Agent(Generic[OutputT]):
         """A streamed run: `async for event in run` yields typed events as they happen;
         afterwards `run.result` is the same `RunResult` `run()` would give. Leaving the block
         early cancels the run (running tools included)."""
-        send, receive = anyio.create_memory_object_stream[ev.Event](math.inf)
-        handle: AgentStream[OutputT] = AgentStream(receive)
-
-        async def drive() -> None:
-            async with send:
-                try:
-                    handle._result = await self._execute(prompt, deps, session,
-                                                         emit=send.send, stream=True)
-                except Exception as error:
-                    handle._error = error
-
-        async with anyio.create_task_group() as group:
-            group.start_soon(drive)
-            try:
-                yield handle
-            finally:
-                group.cancel_scope.cancel()
+        async with self._streamed(
+            lambda emit: self._execute(prompt, deps, session, emit=emit, stream=True)
+        ) as handle:
+            yield handle
 
     async def resume(
         self, session: Session, *, approved: Iterable[str] = (),
@@ -223,10 +213,52 @@ class Agent(Generic[OutputT]):
         Every pending call must be decided: ids in `approved` run now; ids in `rejected` go
         back to the model as a refusal with the reason, for it to explain to the user.
         """
+        return await self._resume(session, approved, rejected, deps, emit=None, stream=False)
+
+    @asynccontextmanager
+    async def resume_stream(
+        self, session: Session, *, approved: Iterable[str] = (),
+        rejected: Mapping[str, str] | None = None, deps: Any = None,
+    ) -> AsyncIterator[AgentStream[OutputT]]:
+        """`resume`, streamed: the approved tool calls and the model's answer as events."""
+        async with self._streamed(
+            lambda emit: self._resume(session, approved, rejected, deps, emit=emit, stream=True)
+        ) as handle:
+            yield handle
+
+    async def pending_approvals(self, session: Session) -> list[PendingApproval]:
+        """The calls of `session` waiting for a person's decision ([] when none)."""
+        return find_pending(await session.get_items(), self)
+
+    @asynccontextmanager
+    async def _streamed(
+        self, start: Callable[[Emit], Awaitable[RunResult[OutputT]]]
+    ) -> AsyncIterator[AgentStream[OutputT]]:
+        send, receive = anyio.create_memory_object_stream[ev.Event](math.inf)
+        handle: AgentStream[OutputT] = AgentStream(receive)
+
+        async def drive() -> None:
+            async with send:
+                try:
+                    handle._result = await start(send.send)
+                except Exception as error:
+                    handle._error = error
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(drive)
+            try:
+                yield handle
+            finally:
+                group.cancel_scope.cancel()
+
+    async def _resume(
+        self, session: Session, approved: Iterable[str], rejected: Mapping[str, str] | None,
+        deps: Any, *, emit: Emit | None, stream: bool,
+    ) -> RunResult[OutputT]:
         rejected = dict(rejected or {})
         approved_ids = frozenset(approved)
         history = await session.get_items()
-        pending = {p.call_id: p for p in pending_approvals(history, self)}
+        pending = {p.call_id: p for p in find_pending(history, self)}
         if not pending:
             raise ApprovalError(f"session {session.session_id!r} has no calls waiting for "
                                 "approval")
@@ -238,19 +270,21 @@ class Agent(Generic[OutputT]):
             if ids:
                 raise ApprovalError(f"calls {sorted(ids)} {problem} in session "
                                     f"{session.session_id!r}; pending: {sorted(pending)}")
-        client = self._client_for_run()
-        loop: RunLoop[OutputT] = RunLoop(self, client=client, run_id=uuid.uuid4().hex,
-                                         deps=deps, session=session, history=history,
-                                         emit=None, stream=False)
+        loop: RunLoop[OutputT] = RunLoop(self, client=self._client_for_run(),
+                                         run_id=uuid.uuid4().hex, deps=deps, session=session,
+                                         history=in_call_order(history), emit=emit,
+                                         stream=stream)
         call_message, _ = last_tool_step(history)
         assert call_message is not None
         profile = self._profile_named(call_message.model)
+        if emit is not None:
+            await emit(ev.RunStarted(loop.run_id, profile.name))
         record = StepRecord(index=1, model=profile.name, finish_reason="tool_calls")
         loop.steps.append(record)
         calls = [c for c in call_message.tool_calls or () if c.id in approved_ids]
-        ctx = loop._context(1, profile.name)
-        records = await self.executor.execute(calls, ctx, parallel=profile.parallel_tool_calls,
-                                              skip_approval=approved_ids)
+        records = await self.executor.execute(
+            calls, loop._context(1, profile.name), parallel=profile.parallel_tool_calls,
+            skip_approval=approved_ids, on_call=loop._on_call(1) if emit is not None else None)
         for call_id, reason in rejected.items():
             call = pending[call_id]
             records.append(ToolCallRecord(call_id=call_id, name=call.tool,
@@ -261,9 +295,11 @@ class Agent(Generic[OutputT]):
         record.tool_calls.extend(records)
         await loop.commit([tool_message(r) for r in records])
         loop.messages[:] = in_call_order(loop.messages)
+        if emit is not None:
+            await emit(ev.StepFinished(record))
         if loop.signals.handoff is not None:
             return await loop._finish("handoff", None, "tool_calls")
-        return await loop.drive()
+        return await loop.drive(announce=False)
 
     def _profile_named(self, name: str | None) -> ModelProfile:
         fallback = self.router.fallback

@@ -176,9 +176,10 @@ class RunLoop(Generic[OutputT]):
 
     # ------------------------------------------------------------------ the loop
 
-    async def drive(self) -> RunResult[OutputT]:
+    async def drive(self, *, announce: bool = True) -> RunResult[OutputT]:
+        """Ask, run tools, repeat until an answer; `announce` emits `RunStarted` first."""
         agent = self.agent
-        if self.emit is not None:
+        if announce and self.emit is not None:
             await self.emit(ev.RunStarted(self.run_id, agent.router.primary.name))
         while True:
             step = len(self.steps) + 1

@@ -167,3 +167,21 @@ async def test_hand_off_ends_the_run_with_a_routable_status(served: Served) -> N
     assert after.status == "completed" and all_accepted(served.sim)
     assert isinstance(after.new_messages[0], UserMessage)
     assert json.dumps(served.sim.requests[-1].messages, ensure_ascii=False).count("已转接") == 1
+
+
+async def test_resume_can_stream_and_pending_approvals_are_public(served: Served) -> None:
+    from kimi_agent.events import RunFinished, RunStarted, TextDelta, ToolCallFinished
+
+    result = await served.agent.run(REFUND_PROMPT, session=served.session)
+    pending = await served.agent.pending_approvals(served.session)
+    assert pending == result.pending_approvals and pending[0].tool == "refund"
+    async with served.agent.resume_stream(served.session,
+                                          approved=[pending[0].call_id]) as run:
+        events = [event async for event in run]
+    assert isinstance(events[0], RunStarted) and isinstance(events[-1], RunFinished)
+    assert sum(isinstance(e, RunStarted) for e in events) == 1
+    finished = [e for e in events if isinstance(e, ToolCallFinished)]
+    assert [e.record.name for e in finished] == ["refund"] and finished[0].ok
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == run.result.output
+    assert run.result.status == "completed"
+    assert await served.agent.pending_approvals(served.session) == []

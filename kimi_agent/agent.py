@@ -287,9 +287,12 @@ class Agent(Generic[OutputT]):
             skip_approval=approved_ids, on_call=loop._on_call(1) if emit is not None else None)
         for call_id, reason in rejected.items():
             call = pending[call_id]
-            records.append(ToolCallRecord(call_id=call_id, name=call.tool,
-                                          arguments=call.raw_arguments, status="rejected",
-                                          result=REJECTED_TEXT.format(reason=reason)))
+            refusal = ToolCallRecord(call_id=call_id, name=call.tool,
+                                     arguments=call.raw_arguments, status="rejected",
+                                     result=REJECTED_TEXT.format(reason=reason))
+            records.append(refusal)
+            if emit is not None:
+                await emit(ev.ToolCallFinished(1, refusal))
         order = {c.id: i for i, c in enumerate(call_message.tool_calls or ())}
         records.sort(key=lambda r: order[r.call_id])
         record.tool_calls.extend(records)

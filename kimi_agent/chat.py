@@ -34,14 +34,12 @@ import anyio.from_thread
 from kimi_agent.agent import Agent
 from kimi_agent.errors import KimiAgentError
 from kimi_agent.gateway import DEFAULT_BASE_URL, GatewayClient
-from kimi_agent.loop import pending_approvals
 from kimi_agent.result import PendingApproval, RunResult
 from kimi_agent.sessions import MemorySession, Session
 from kimi_agent.terminal import (
     EventPrinter,
     Style,
     format_call,
-    print_records,
     user_data_dir,
 )
 from kimi_agent.tool import ToolRegistry
@@ -110,18 +108,19 @@ class ChatSession:
         await self._guarded(turn)
 
     async def decide(self, approved: list[str], rejected: dict[str, str]) -> None:
-        """Continue a run whose calls waited for approval (the answer is not streamed)."""
+        """Continue a run whose calls waited for approval, streaming the rest of it."""
         async def turn() -> RunResult[str]:
-            result = await self.agent.resume(self.session, approved=approved,
-                                             rejected=rejected, deps=self.deps)
-            print_records(result, self.printer)
-            return result
+            async with self.agent.resume_stream(self.session, approved=approved,
+                                                rejected=rejected, deps=self.deps) as run:
+                async for event in run:
+                    self.printer.handle(event)
+            return run.result
 
         await self._guarded(turn)
 
     async def load_pending(self) -> None:
         """Calls left waiting for approval by an earlier chat on this session."""
-        self.pending = pending_approvals(await self.session.get_items(), self.agent)
+        self.pending = await self.agent.pending_approvals(self.session)
 
     async def _guarded(self, turn: Callable[[], Any]) -> None:
         self.pending = []

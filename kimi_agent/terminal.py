@@ -11,8 +11,8 @@ Shared by `kimi-agent chat` and the demo (`examples/customer_service`), so both 
       ⇉ 2 个工具并发执行：共 183 ms（逐个执行约 303 ms）
 
 `EventPrinter` renders the typed events of `Agent.stream` as they arrive (text is printed
-delta by delta, tool calls when they start and when they finish, with their durations);
-`print_records` does the same after the fact for a run that was not streamed (`resume`).
+delta by delta, tool calls when they start and when they finish, with their durations), for
+`Agent.stream` and `Agent.resume_stream` alike.
 Colours are used only on a terminal and never when `NO_COLOR` is set.
 """
 
@@ -27,14 +27,13 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from kimi_agent import events as ev
-from kimi_agent.result import PendingApproval, RunResult, ToolCallRecord
+from kimi_agent.result import PendingApproval, ToolCallRecord
 from kimi_agent.usage import RunUsage
 
 __all__ = [
     "EventPrinter",
     "Style",
     "format_call",
-    "print_records",
     "usage_summary",
     "user_data_dir",
 ]
@@ -214,22 +213,6 @@ def overlap_line(records: Iterable[ToolCallRecord], style: Style) -> str | None:
     else:
         text = f"→ {len(ran)} 个工具依次执行：共 {_ms(wall)} / {len(ran)} tools ran in turn"
     return "  " + style.dim(text)
-
-
-def print_records(result: RunResult[Any], printer: EventPrinter) -> None:
-    """Show a run that was not streamed (e.g. `agent.resume`): its tool calls, then its
-    answer."""
-    style = printer.style or Style(False)
-    for step in result.steps:
-        for record in step.tool_calls:
-            printer.out.write(f"  🔧 {style.cyan(format_call(record.name, record.arguments))}\n")
-            printer.out.write(record_line(record, style) + "\n")
-        line = overlap_line(step.tool_calls, style)
-        if line:
-            printer.out.write(line + "\n")
-        if step.text:
-            printer.out.write(style.bold(printer.speaker) + step.text + "\n")
-    printer.out.flush()
 
 
 def pending_lines(pending: Iterable[PendingApproval], style: Style) -> list[str]:

@@ -30,12 +30,10 @@ from kimi_agent import (
     RunUsage,
     SQLiteSession,
 )
-from kimi_agent.loop import pending_approvals
 from kimi_agent.terminal import (
     EventPrinter,
     Style,
     pending_lines,
-    print_records,
     usage_summary,
     user_data_dir,
 )
@@ -185,8 +183,12 @@ async def _approve(demo: Demo, agent: Agent[str], session: SQLiteSession, deps: 
     who = "真实网关模式下同样由演示脚本" if demo.live else "演示脚本"
     demo.say(style.green(f"  ✔ 已批准（{who}以人工客服身份批准 — approved by the demo, acting "
                          "as the human agent）"))
-    resumed = await agent.resume(session, approved=[p.call_id for p in pending], deps=deps)
-    print_records(resumed, demo.printer)
+    async with agent.resume_stream(session, approved=[p.call_id for p in pending],
+                                   deps=deps) as run:
+        async for event in run:
+            demo.printer.handle(event)
+    demo.printer.close()
+    resumed = run.result
     demo.account(resumed)
     return resumed
 
@@ -195,7 +197,7 @@ async def _leftover_approvals(demo: Demo, agent: Agent[str], session: SQLiteSess
                               deps: Any) -> None:
     """A previous demo stopped while a refund waited for approval: decide it first (the
     session cannot take a new message before)."""
-    pending = pending_approvals(await session.get_items(), agent)
+    pending = await agent.pending_approvals(session)
     if pending:
         demo.say(demo.style.yellow("上次中断时有操作在等待审批，先处理它们。"
                                    "A call was left waiting for approval: settling it first."))

@@ -1,0 +1,520 @@
+"""`python -m bench`: start the fake gateway, run every target × mode × scenario × repeat in
+a worker process of its own, time the imports, and write the markdown table.
+
+Every child process is bounded in time, dies with this process (PR_SET_PDEATHSIG) and is
+killed by process group on timeout; the gateway listens on loopback only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import importlib.util
+import json
+import os
+import selectors
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from bench.report import render_markdown, render_summary
+from bench.targets import ALL_TARGETS, TARGETS_BY_NAME, TargetSpec
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_OUT = Path(__file__).resolve().parent / "RESULTS.md"
+MODES: tuple[str, ...] = ("plain", "stream")
+GATEWAY_START_TIMEOUT_S = 20.0
+IMPORT_TIMEOUT_S = 60.0
+JOB_OVERHEAD_S = 90.0  # import, warm-up and drain on top of a scenario's measuring time
+
+
+@dataclass(frozen=True)
+class Scenario:
+    key: str
+    title: str
+    kind: Literal["load", "memory"]
+    concurrency: int
+    conversations: int
+    max_seconds: float
+    tool_wait: float = 0.0
+    warmup: int = -1  # -1: one full wave (= concurrency)
+    heap_conversations: int = 20
+
+
+FULL_SCENARIOS: tuple[Scenario, ...] = (
+    Scenario("c1", "1 concurrent", "load", 1, 100, 1.5, warmup=5),
+    Scenario("c50", "50 concurrent", "load", 50, 400, 2.0, warmup=50),
+    Scenario("c200", "200 concurrent", "load", 200, 600, 2.0, warmup=50),
+    Scenario("tools200", "4×200 ms tools, 0 ms model", "load", 1, 5, 10.0, 0.2, warmup=1),
+    Scenario("memory", "100 in flight", "memory", 100, 100, 30.0, warmup=10, heap_conversations=10),
+)
+
+QUICK_SCENARIOS: tuple[Scenario, ...] = (
+    Scenario("c1", "1 concurrent", "load", 1, 3, 5.0, warmup=1),
+    Scenario("c50", "4 concurrent (quick)", "load", 4, 6, 5.0, warmup=2),
+    Scenario("c200", "8 concurrent (quick)", "load", 8, 12, 5.0, warmup=4),
+    Scenario("tools200", "4×20 ms tools (quick)", "load", 1, 2, 5.0, 0.02, warmup=1),
+    Scenario("memory", "6 in flight (quick)", "memory", 6, 6, 10.0, warmup=2, heap_conversations=3),
+)
+
+
+@dataclass
+class Settings:
+    targets: list[TargetSpec]
+    scenarios: list[Scenario]
+    modes: list[str]
+    repeats: int
+    import_repeats: int
+    model_latency_ms: float
+    client_cpus: set[int] | None
+    gateway_cpus: set[int] | None
+    out: Path
+    json_out: Path | None
+    quick: bool
+
+
+@dataclass
+class Run:
+    target: str
+    mode: str
+    scenario: str
+    repeat: int
+    result: dict[str, Any] = field(default_factory=dict)
+
+
+def log(message: str, started: float = time.monotonic()) -> None:
+    print(f"[bench {time.monotonic() - started:6.1f}s] {message}", file=sys.stderr, flush=True)
+
+
+def child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p
+    )
+    env.pop("PYTHONTRACEMALLOC", None)
+    env["PYTHONDONTWRITEBYTECODE"] = "0"
+    return env
+
+
+def cpus_arg(cpus: set[int] | None) -> str:
+    return ",".join(str(c) for c in sorted(cpus)) if cpus else ""
+
+
+def kill_group(proc: subprocess.Popen[Any]) -> None:
+    """End a child started with start_new_session=True, and everything it started."""
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=5)
+
+
+# --------------------------------------------------------------------------- the gateway
+
+
+class GatewayProcess:
+    """The fake gateway in a process of its own, pinned away from the client's CPU."""
+
+    def __init__(self, latency_ms: float, cpus: set[int] | None, lifetime_s: float) -> None:
+        self.latency_ms = latency_ms
+        self.cpus = cpus
+        self.lifetime_s = lifetime_s
+        self.proc: subprocess.Popen[str] | None = None
+        self.base_url = ""
+        self.port = 0
+
+    def __enter__(self) -> GatewayProcess:
+        cmd = [
+            sys.executable, "-m", "bench.gateway", "--host", "127.0.0.1", "--port", "0",
+            "--latency-ms", str(self.latency_ms), "--max-lifetime", str(self.lifetime_s),
+            "--cpus", cpus_arg(self.cpus),
+        ]
+        self.proc = subprocess.Popen(
+            cmd, cwd=REPO_ROOT, env=child_env(), stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL, text=True, start_new_session=True,
+        )
+        try:
+            line = read_line(self.proc, GATEWAY_START_TIMEOUT_S)
+            if not line.startswith("READY "):
+                raise RuntimeError(f"fake gateway did not start: {line!r}")
+            self.base_url = line.split(" ", 1)[1].strip()
+            self.port = int(self.base_url.rsplit(":", 1)[1].split("/", 1)[0])
+        except BaseException:
+            kill_group(self.proc)
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None:
+            kill_group(self.proc)
+
+    def stats(self) -> dict[str, Any]:
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+        try:
+            connection.request("GET", "/_stats")
+            stats: dict[str, Any] = json.loads(connection.getresponse().read())
+            return stats
+        except (OSError, ValueError):
+            return {}
+        finally:
+            connection.close()
+
+
+def read_line(proc: subprocess.Popen[str], timeout: float) -> str:
+    assert proc.stdout is not None
+    with selectors.DefaultSelector() as selector:
+        selector.register(proc.stdout, selectors.EVENT_READ)
+        if not selector.select(timeout):
+            raise TimeoutError(f"no output within {timeout} s")
+    return proc.stdout.readline()
+
+
+# --------------------------------------------------------------------------- workers
+
+
+def run_worker(
+    settings: Settings, gateway: GatewayProcess, spec: TargetSpec, mode: str,
+    scenario: Scenario, workdir: Path, index: int,
+) -> dict[str, Any]:
+    result_file = workdir / f"run-{index}.json"
+    timeout = scenario.max_seconds * 2 + JOB_OVERHEAD_S
+    cmd = [
+        sys.executable, "-m", "bench.worker", "--target", spec.name, "--mode", mode,
+        "--kind", scenario.kind, "--base-url", gateway.base_url,
+        "--concurrency", str(scenario.concurrency),
+        "--conversations", str(scenario.conversations), "--warmup", str(scenario.warmup),
+        "--max-seconds", str(scenario.max_seconds), "--tool-wait", str(scenario.tool_wait),
+        "--heap-conversations", str(scenario.heap_conversations),
+        "--result-file", str(result_file), "--cpus", cpus_arg(settings.client_cpus),
+        "--max-lifetime", str(timeout + 5),
+    ]
+    before = gateway.stats()
+    proc = subprocess.Popen(
+        cmd, cwd=REPO_ROOT, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, start_new_session=True,
+    )
+    try:
+        _, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill_group(proc)
+        return {"ok": False, "errors": [f"worker timed out after {timeout:.0f} s"]}
+    finally:
+        kill_group(proc)
+    after = gateway.stats()
+    try:
+        result: dict[str, Any] = json.loads(result_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        tail = (stderr or "").strip()[-1500:]
+        return {"ok": False, "errors": [f"worker exited {proc.returncode}: {tail}"]}
+    if before and after:
+        conversations = result.get("completed", 0) + result.get("warmup_completed", 0)
+        cpu = after["cpu_s"] - before["cpu_s"]
+        result["gateway_cpu_ms_per_conv"] = cpu * 1000 / conversations if conversations else None
+        result["gateway_requests"] = after["requests"] - before["requests"]
+    return result
+
+
+def run_ok(result: dict[str, Any]) -> bool:
+    return (
+        bool(result.get("ok"))
+        and not result.get("errors")
+        and result.get("completed", 0) > 0
+        and result.get("verified") == result.get("completed")
+        and result.get("warmup_verified") == result.get("warmup_completed")
+    )
+
+
+# --------------------------------------------------------------------------- imports
+
+
+def measure_imports(
+    spec: TargetSpec, repeats: int, cpus: set[int] | None, detail: bool = True
+) -> dict[str, Any]:
+    """Median wall time of the target's imports in fresh interpreters (after one unmeasured
+    run that also writes the bytecode caches), plus the heaviest packages by -X importtime."""
+    code = (
+        "import os, time\n"
+        f"cpus = {sorted(cpus) if cpus else None!r}\n"
+        "cpus and os.sched_setaffinity(0, cpus)\n"
+        "t = time.perf_counter()\n"
+        f"{spec.import_code}\n"
+        "print(time.perf_counter() - t)\n"
+    )
+    samples: list[float] = []
+    for attempt in range(repeats + 1):
+        try:
+            done = subprocess.run(
+                [sys.executable, "-c", code], cwd=REPO_ROOT, env=child_env(),
+                capture_output=True, text=True, timeout=IMPORT_TIMEOUT_S,
+            )
+        except subprocess.TimeoutExpired:
+            return {"ok": False, "error": f"import timed out after {IMPORT_TIMEOUT_S:.0f} s"}
+        if done.returncode != 0:
+            lines = done.stderr.strip().splitlines() or ["(no output)"]
+            return {"ok": False, "error": lines[-1][:300]}
+        if attempt:
+            samples.append(float(done.stdout.strip().splitlines()[-1]) * 1000)
+    return {
+        "ok": True,
+        "median_ms": statistics.median(samples),
+        "min_ms": min(samples),
+        "max_ms": max(samples),
+        "samples_ms": samples,
+        "heaviest": heaviest_imports(spec) if detail else [],
+    }
+
+
+def package_import_times(code: str) -> dict[str, float]:
+    """Cumulative `-X importtime` (ms) per top-level package that `code` loads, taken where the
+    package first appears (its shallowest imports), so nested modules are not counted twice."""
+    try:
+        done = subprocess.run(
+            [sys.executable, "-X", "importtime", "-c", code], cwd=REPO_ROOT,
+            env=child_env(), capture_output=True, text=True, timeout=IMPORT_TIMEOUT_S,
+        )
+    except subprocess.TimeoutExpired:
+        return {}
+    entries: list[tuple[int, str, float]] = []
+    for line in done.stderr.splitlines():
+        if not line.startswith("import time:") or "|" not in line:
+            continue
+        parts = line[len("import time:"):].split("|")
+        if len(parts) != 3 or not parts[1].strip().isdigit():
+            continue
+        name = parts[2]
+        depth = len(name) - len(name.lstrip(" "))
+        entries.append((depth, name.strip().split(".")[0], int(parts[1]) / 1000))
+    shallowest: dict[str, int] = {}
+    for depth, package, _ in entries:
+        shallowest[package] = min(depth, shallowest.get(package, depth))
+    totals: dict[str, float] = {}
+    for depth, package, cumulative in entries:
+        if depth == shallowest[package]:
+            totals[package] = totals.get(package, 0.0) + cumulative
+    return totals
+
+
+_STARTUP: dict[str, float] | None = None
+
+
+def heaviest_imports(spec: TargetSpec, top: int = 6) -> list[tuple[str, float]]:
+    """The target's heaviest top-level packages, without what the interpreter loads anyway."""
+    global _STARTUP
+    if _STARTUP is None:
+        _STARTUP = package_import_times("pass")
+    totals = package_import_times(spec.import_code)
+    own = {k: v for k, v in totals.items() if k not in _STARTUP}
+    return sorted(own.items(), key=lambda item: -item[1])[:top]
+
+
+# --------------------------------------------------------------------------- machine
+
+
+def machine_info() -> dict[str, Any]:
+    cpu = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    import platform
+
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "platform": platform.platform(),
+        "loadavg_start": os.getloadavg() if hasattr(os, "getloadavg") else None,
+    }
+
+
+def versions() -> dict[str, str]:
+    from importlib import metadata
+
+    found: dict[str, str] = {}
+    for dist in (
+        "kimi-agent", "httpx", "httpcore", "httpx2", "httpcore2", "httpx-sse",
+        "openai-agents", "openai", "pydantic-ai-slim", "pydantic", "anyio",
+    ):
+        try:
+            found[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            found[dist] = "not installed"
+    return found
+
+
+# --------------------------------------------------------------------------- main
+
+
+def parse_args(argv: Sequence[str] | None) -> Settings:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Benchmark kimi-agent against a hand-written loop and peer frameworks.",
+    )
+    parser.add_argument("--quick", action="store_true", help="tiny smoke run (seconds)")
+    parser.add_argument(
+        "--targets", nargs="+", metavar="NAME",
+        help=f"targets to run (default: all): {', '.join(TARGETS_BY_NAME)}",
+    )
+    parser.add_argument(
+        "--scenarios", nargs="+", metavar="KEY",
+        help=f"scenarios (default: all): {', '.join(s.key for s in FULL_SCENARIOS)}",
+    )
+    parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
+    parser.add_argument("--repeats", type=int, help="repeats per figure (default 3, quick 1)")
+    parser.add_argument("--import-repeats", type=int, help="fresh interpreters (default 5)")
+    parser.add_argument("--model-latency-ms", type=float, default=0.0)
+    parser.add_argument("--no-pin", action="store_true", help="do not pin client/gateway CPUs")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="markdown output")
+    parser.add_argument("--json", type=Path, help="raw results (default: OUT with .json)")
+    args = parser.parse_args(argv)
+
+    names = [n for item in (args.targets or []) for n in item.split(",") if n]
+    unknown = [n for n in names if n not in TARGETS_BY_NAME]
+    if unknown:
+        parser.error(f"unknown target(s): {', '.join(unknown)}")
+    targets = [TARGETS_BY_NAME[n] for n in names] if names else list(ALL_TARGETS)
+    if args.quick and not names:
+        targets = [t for t in targets if t.kind != "pool"]
+    pool = FULL_SCENARIOS if not args.quick else QUICK_SCENARIOS
+    keys = [k for item in (args.scenarios or []) for k in item.split(",") if k]
+    known = {s.key for s in pool}
+    if any(k not in known for k in keys):
+        parser.error(f"unknown scenario(s); choose from {', '.join(sorted(known))}")
+    scenarios = [s for s in pool if not keys or s.key in keys]
+
+    client_cpus: set[int] | None = None
+    gateway_cpus: set[int] | None = None
+    available = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if not args.no_pin and len(available) >= 2:
+        gateway_cpus = {available[-1]}
+        client_cpus = set(available[:-1])
+    return Settings(
+        targets=targets,
+        scenarios=scenarios,
+        modes=list(dict.fromkeys(args.modes)),
+        repeats=max(1, args.repeats or (1 if args.quick else 3)),
+        import_repeats=max(1, args.import_repeats or (1 if args.quick else 5)),
+        model_latency_ms=args.model_latency_ms,
+        client_cpus=client_cpus,
+        gateway_cpus=gateway_cpus,
+        out=args.out,
+        json_out=args.json or args.out.with_suffix(".json"),
+        quick=args.quick,
+    )
+
+
+def plan(settings: Settings, available: list[TargetSpec]) -> Iterator[tuple[int, Scenario, str,
+                                                                             TargetSpec]]:
+    """Repeats outermost, so slow drift of the machine spreads over all targets alike."""
+    for repeat in range(settings.repeats):
+        for scenario in settings.scenarios:
+            for mode in settings.modes:
+                for spec in available:
+                    if spec.scenarios is None or scenario.key in spec.scenarios:
+                        yield repeat, scenario, mode, spec
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    settings = parse_args(argv)
+    started = time.time()
+    meta: dict[str, Any] = {
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(started)),
+        "machine": machine_info(),
+        "versions": versions(),
+        "quick": settings.quick,
+        "repeats": settings.repeats,
+        "import_repeats": settings.import_repeats,
+        "model_latency_ms": settings.model_latency_ms,
+        "client_cpus": sorted(settings.client_cpus) if settings.client_cpus else None,
+        "gateway_cpus": sorted(settings.gateway_cpus) if settings.gateway_cpus else None,
+        "scenarios": [asdict(s) for s in settings.scenarios],
+        "modes": settings.modes,
+        "targets": {t.name: t.description for t in settings.targets},
+    }
+    skipped: dict[str, str] = {}
+    imports: dict[str, dict[str, Any]] = {}
+    available: list[TargetSpec] = []
+    for spec in settings.targets:
+        missing = [m for m in spec.requires if importlib.util.find_spec(m) is None]
+        if missing:
+            skipped[spec.name] = f"not installed: {', '.join(missing)}"
+            log(f"skip {spec.name}: {skipped[spec.name]}")
+            continue
+        if spec.kind == "pool":  # the same imports as the plain loop on that library
+            available.append(spec)
+            continue
+        log(f"import time of {spec.name}")
+        imports[spec.name] = measure_imports(
+            spec, settings.import_repeats, settings.client_cpus, detail=not settings.quick
+        )
+        if not imports[spec.name]["ok"]:
+            skipped[spec.name] = f"cannot import: {imports[spec.name]['error']}"
+            log(f"skip {spec.name}: {skipped[spec.name]}")
+            continue
+        available.append(spec)
+
+    runs: list[Run] = []
+    jobs = list(plan(settings, available))
+    lifetime = sum(s.max_seconds * 2 + JOB_OVERHEAD_S for _, s, _, _ in jobs) + 60
+    with tempfile.TemporaryDirectory(prefix="kimi-bench-") as tmp, GatewayProcess(
+        settings.model_latency_ms, settings.gateway_cpus, lifetime
+    ) as gateway:
+        log(f"fake gateway at {gateway.base_url}; {len(jobs)} runs")
+        for index, (repeat, scenario, mode, spec) in enumerate(jobs):
+            result = run_worker(settings, gateway, spec, mode, scenario, Path(tmp), index)
+            result["verified_ok"] = run_ok(result)
+            runs.append(Run(spec.name, mode, scenario.key, repeat, result))
+            log(describe(index, len(jobs), spec, mode, scenario, repeat, result))
+        meta["gateway_totals"] = gateway.stats()
+    meta["elapsed_s"] = time.time() - started
+    meta["machine"]["loadavg_end"] = os.getloadavg() if hasattr(os, "getloadavg") else None
+
+    data: dict[str, Any] = {
+        "meta": meta,
+        "skipped": skipped,
+        "imports": imports,
+        "runs": [asdict(r) for r in runs],
+    }
+    settings.out.parent.mkdir(parents=True, exist_ok=True)
+    settings.out.write_text(render_markdown(data), encoding="utf-8")
+    if settings.json_out is not None:
+        settings.json_out.write_text(json.dumps(data, indent=1, default=str), encoding="utf-8")
+    print(render_summary(data))
+    log(f"wrote {settings.out} in {meta['elapsed_s']:.0f} s")
+    failed = [r for r in runs if not r.result["verified_ok"]]
+    for run in failed[:10]:
+        log(f"FAILED {run.target} {run.mode} {run.scenario}: {run.result.get('errors')}")
+    return 1 if failed else 0
+
+
+def describe(
+    index: int, total: int, spec: TargetSpec, mode: str, scenario: Scenario, repeat: int,
+    result: dict[str, Any],
+) -> str:
+    head = f"{index + 1}/{total} {spec.name} {mode} {scenario.key} #{repeat + 1}:"
+    if not result["verified_ok"]:
+        return f"{head} FAILED {str(result.get('errors'))[:300]}"
+    if scenario.kind == "memory":
+        return (
+            f"{head} {result['rss_kb_per_conv']:.1f} KB RSS, "
+            f"{result['heap_kb_per_conv']:.1f} KB heap per conversation"
+        )
+    return (
+        f"{head} {result['cpu_ms_per_conv']:.2f} ms CPU/conv, {result['conv_per_s']:.0f} conv/s,"
+        f" p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms"
+    )
+

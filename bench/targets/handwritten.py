@@ -1,0 +1,178 @@
+"""The floor: the same exchange written by hand on bare httpx or httpx2.
+
+No framework: a dict request, `json` via the client, SSE through httpx-sse (httpx) or
+httpx2's own `EventSource` (both derive from the same parser), tools run with
+`asyncio.gather`. What any framework adds on top of this is its overhead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from bench.targets import ConversationRunner
+from bench.work import MAX_TOKENS, MODEL, TOOLS, lookup_body
+
+MAX_STEPS = 4
+
+
+def parse_limits(variant: str) -> tuple[int | None, int | None] | None:
+    """'httpx2:200/50' → (200, 50) connection-pool limits; 'none' means unbounded."""
+    if ":" not in variant:
+        return None
+    connections, _, keepalive = variant.partition(":")[2].partition("/")
+
+    def number(text: str) -> int | None:
+        return None if text in ("", "none") else int(text)
+
+    return number(connections), number(keepalive)
+
+
+async def run_tool(call: dict[str, Any]) -> str:
+    function = call["function"]
+    arguments = json.loads(function.get("arguments") or "{}", strict=False)
+    if function["name"] != "lookup":
+        return f"unknown tool {function['name']}"
+    return await lookup_body(**arguments)
+
+
+def assistant_echo(message: dict[str, Any]) -> dict[str, Any]:
+    """The assistant tool-call message as Kimi wants it back."""
+    echo: dict[str, Any] = {
+        "role": "assistant",
+        "tool_calls": [
+            {"id": c["id"], "type": "function", "function": {
+                "name": c["function"]["name"], "arguments": c["function"]["arguments"]}}
+            for c in message["tool_calls"]
+        ],
+        "reasoning_content": message.get("reasoning_content") or " ",
+    }
+    if message.get("content"):
+        echo["content"] = message["content"]
+    return echo
+
+
+def assemble(chunks: list[dict[str, Any]]) -> dict[str, Any]:
+    """Fold streamed chunks into one assistant message (tool calls assembled by index)."""
+    content: list[str] = []
+    reasoning: list[str] = []
+    calls: dict[int, dict[str, Any]] = {}
+    for chunk in chunks:
+        choices = chunk.get("choices") or ()
+        if not choices:
+            continue
+        delta = choices[0].get("delta") or {}
+        if delta.get("reasoning_content"):
+            reasoning.append(delta["reasoning_content"])
+        if delta.get("content"):
+            content.append(delta["content"])
+        for part in delta.get("tool_calls") or ():
+            slot = calls.setdefault(part["index"], {"id": "", "name": "", "arguments": []})
+            if part.get("id"):
+                slot["id"] = part["id"]
+            function = part.get("function") or {}
+            if function.get("name"):
+                slot["name"] = function["name"]
+            if function.get("arguments"):
+                slot["arguments"].append(function["arguments"])
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "content": "".join(content),
+        "reasoning_content": "".join(reasoning),
+    }
+    if calls:
+        message["tool_calls"] = [
+            {"id": c["id"], "type": "function",
+             "function": {"name": c["name"], "arguments": "".join(c["arguments"]) or "{}"}}
+            for _, c in sorted(calls.items())
+        ]
+    return message
+
+
+class HandWritten(ConversationRunner):
+    def __init__(self, base_url: str, streamed: bool, variant: str) -> None:
+        super().__init__(base_url, streamed, variant)
+        self.library = "httpx2" if variant.startswith("httpx2") else "httpx"
+        self.client: Any = None
+
+    def http_client(self) -> str:
+        return self.library
+
+    async def start(self) -> None:
+        if self.library == "httpx2":
+            import httpx2 as lib
+        else:
+            import httpx as lib  # type: ignore[no-redef]
+        kwargs: dict[str, Any] = {}
+        limits = parse_limits(self.variant)
+        if limits is not None:
+            kwargs["limits"] = lib.Limits(
+                max_connections=limits[0], max_keepalive_connections=limits[1]
+            )
+        self.client = lib.AsyncClient(
+            base_url=self.base_url,
+            headers={"Authorization": "Bearer bench-key"},
+            timeout=lib.Timeout(60.0, connect=10.0),
+            **kwargs,
+        )
+
+    async def close(self) -> None:
+        if self.client is not None:
+            await self.client.aclose()
+
+    @asynccontextmanager
+    async def _events(self, body: dict[str, Any]) -> AsyncIterator[AsyncIterator[Any]]:
+        if self.library == "httpx2":
+            async with self.client.sse("/chat/completions", method="POST", json=body) as source:
+                source.response.raise_for_status()
+                yield source.__aiter__()
+        else:
+            from httpx_sse import aconnect_sse
+
+            async with aconnect_sse(
+                self.client, "POST", "/chat/completions", json=body
+            ) as source:
+                source.response.raise_for_status()
+                yield source.aiter_sse()
+
+    async def _complete(self, body: dict[str, Any]) -> dict[str, Any]:
+        if not self.streamed:
+            response = await self.client.post("/chat/completions", json=body)
+            response.raise_for_status()
+            message: dict[str, Any] = response.json()["choices"][0]["message"]
+            return message
+        body["stream"] = True
+        chunks: list[dict[str, Any]] = []
+        done = False
+        async with self._events(body) as events:
+            async for event in events:
+                if event.data == "[DONE]":
+                    done = True
+                    break
+                chunks.append(json.loads(event.data))
+        if not done:
+            raise RuntimeError("stream ended before [DONE]")
+        return assemble(chunks)
+
+    async def run(self, prompt: str) -> object:
+        messages: list[dict[str, Any]] = [{"role": "user", "content": prompt}]
+        for _ in range(MAX_STEPS):
+            body = {"model": MODEL, "messages": messages, "tools": TOOLS, "max_tokens": MAX_TOKENS}
+            message = await self._complete(body)
+            calls = message.get("tool_calls")
+            if not calls:
+                return message.get("content")
+            messages.append(assistant_echo(message))
+            results = await asyncio.gather(*(run_tool(call) for call in calls))
+            messages.extend(
+                {"role": "tool", "tool_call_id": call["id"], "content": result}
+                for call, result in zip(calls, results, strict=True)
+            )
+        raise RuntimeError("too many steps")
+
+
+def make_runner(base_url: str, streamed: bool, variant: str) -> ConversationRunner:
+    return HandWritten(base_url, streamed, variant)

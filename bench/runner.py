@@ -42,27 +42,30 @@ class Scenario:
     title: str
     kind: Literal["load", "memory"]
     concurrency: int
-    conversations: int
-    max_seconds: float
+    conversations: int  # load: most conversations in the measured window; memory: held
+    min_seconds: float  # load: the window closes after this, on a multiple of concurrency
+    max_seconds: float  # hard cap of a phase
     tool_wait: float = 0.0
     warmup: int = -1  # -1: one full wave (= concurrency)
     heap_conversations: int = 20
 
 
 FULL_SCENARIOS: tuple[Scenario, ...] = (
-    Scenario("c1", "1 concurrent", "load", 1, 100, 1.5, warmup=5),
-    Scenario("c50", "50 concurrent", "load", 50, 400, 2.0, warmup=50),
-    Scenario("c200", "200 concurrent", "load", 200, 600, 2.0, warmup=50),
-    Scenario("tools200", "4×200 ms tools, 0 ms model", "load", 1, 5, 10.0, 0.2, warmup=1),
-    Scenario("memory", "100 in flight", "memory", 100, 100, 30.0, warmup=10, heap_conversations=10),
+    Scenario("c1", "1 concurrent", "load", 1, 150, 1.5, 5.0, warmup=5),
+    Scenario("c50", "50 concurrent", "load", 50, 5000, 2.0, 10.0, warmup=50),
+    Scenario("c200", "200 concurrent", "load", 200, 5000, 2.0, 12.0, warmup=200),
+    Scenario("tools200", "4×200 ms tools", "load", 1, 5, 10.0, 10.0, 0.2, warmup=1),
+    Scenario("memory", "100 in flight", "memory", 100, 100, 0.0, 30.0, warmup=10,
+             heap_conversations=10),
 )
 
 QUICK_SCENARIOS: tuple[Scenario, ...] = (
-    Scenario("c1", "1 concurrent", "load", 1, 3, 5.0, warmup=1),
-    Scenario("c50", "4 concurrent (quick)", "load", 4, 6, 5.0, warmup=2),
-    Scenario("c200", "8 concurrent (quick)", "load", 8, 12, 5.0, warmup=4),
-    Scenario("tools200", "4×20 ms tools (quick)", "load", 1, 2, 5.0, 0.02, warmup=1),
-    Scenario("memory", "6 in flight (quick)", "memory", 6, 6, 10.0, warmup=2, heap_conversations=3),
+    Scenario("c1", "1 concurrent", "load", 1, 3, 5.0, 5.0, warmup=1),
+    Scenario("c50", "4 concurrent (quick)", "load", 4, 8, 5.0, 5.0, warmup=4),
+    Scenario("c200", "8 concurrent (quick)", "load", 8, 16, 5.0, 5.0, warmup=8),
+    Scenario("tools200", "4×20 ms tools (quick)", "load", 1, 2, 5.0, 5.0, 0.02, warmup=1),
+    Scenario("memory", "6 in flight (quick)", "memory", 6, 6, 0.0, 10.0, warmup=2,
+             heap_conversations=3),
 )
 
 
@@ -132,7 +135,7 @@ class GatewayProcess:
         self.latency_ms = latency_ms
         self.cpus = cpus
         self.lifetime_s = lifetime_s
-        self.proc: subprocess.Popen[str] | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
         self.base_url = ""
         self.port = 0
 
@@ -144,10 +147,10 @@ class GatewayProcess:
         ]
         self.proc = subprocess.Popen(
             cmd, cwd=REPO_ROOT, env=child_env(), stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL, text=True, start_new_session=True,
+            stderr=subprocess.DEVNULL, start_new_session=True,
         )
         try:
-            line = read_line(self.proc, GATEWAY_START_TIMEOUT_S)
+            line = LineReader(self.proc).readline(GATEWAY_START_TIMEOUT_S)
             if not line.startswith("READY "):
                 raise RuntimeError(f"fake gateway did not start: {line!r}")
             self.base_url = line.split(" ", 1)[1].strip()
@@ -173,52 +176,139 @@ class GatewayProcess:
             connection.close()
 
 
-def read_line(proc: subprocess.Popen[str], timeout: float) -> str:
-    assert proc.stdout is not None
-    with selectors.DefaultSelector() as selector:
-        selector.register(proc.stdout, selectors.EVENT_READ)
-        if not selector.select(timeout):
-            raise TimeoutError(f"no output within {timeout} s")
-    return proc.stdout.readline()
+class LineReader:
+    """Lines from a child's stdout pipe with a time limit (select on the fd, own buffer)."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        assert proc.stdout is not None
+        self.fd = proc.stdout.fileno()
+        self.buffer = b""
+
+    def readline(self, timeout: float) -> str:
+        """The next line, '' at end of file; TimeoutError if none came within `timeout`."""
+        deadline = time.monotonic() + timeout
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.fd, selectors.EVENT_READ)
+            for _ in range(100_000):
+                if b"\n" in self.buffer:
+                    line, _, self.buffer = self.buffer.partition(b"\n")
+                    return line.decode("utf-8", "replace") + "\n"
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not selector.select(remaining):
+                    raise TimeoutError(f"no output within {timeout:.0f} s")
+                chunk = os.read(self.fd, 65536)
+                if not chunk:
+                    rest, self.buffer = self.buffer, b""
+                    return rest.decode("utf-8", "replace")
+                self.buffer += chunk
+        raise TimeoutError("too much output without a newline")
 
 
 # --------------------------------------------------------------------------- workers
 
 
+class Zygote:
+    """`python -m bench.worker --zygote` for one target: imports it once, forks one child per
+    job. Restarted if it ever dies or overruns a job's time limit."""
+
+    def __init__(self, spec: TargetSpec, lifetime_s: float) -> None:
+        self.spec = spec
+        self.lifetime_s = lifetime_s
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.reader: LineReader | None = None
+        self.stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed in dispose()
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        cmd = [
+            sys.executable, "-m", "bench.worker", "--zygote", "--target", self.spec.name,
+            "--max-lifetime", str(self.lifetime_s),
+        ]
+        proc = subprocess.Popen(
+            cmd, cwd=REPO_ROOT, env=child_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=self.stderr, start_new_session=True,
+        )
+        self.reader = LineReader(proc)
+        try:
+            line = self.reader.readline(IMPORT_TIMEOUT_S)
+        except TimeoutError:
+            line = ""
+        if line.strip() != "READY":
+            kill_group(proc)
+            raise RuntimeError(f"worker for {self.spec.name} did not start: {self.errors()}")
+        return proc
+
+    def errors(self) -> str:
+        """The tail of what the worker wrote to stderr."""
+        self.stderr.flush()
+        self.stderr.seek(0)
+        text = self.stderr.read().decode("utf-8", "replace")
+        self.stderr.seek(0, os.SEEK_END)
+        return text.strip()[-1500:]
+
+    def run(self, job: list[str], timeout: float) -> str | None:
+        """Run one job in a fresh child; None if it finished, else what went wrong."""
+        if self.proc is None or self.proc.poll() is not None:
+            try:
+                self.proc = self._start()
+            except RuntimeError as exc:
+                return str(exc)
+        proc, reader = self.proc, self.reader
+        assert proc.stdin is not None and reader is not None
+        try:
+            proc.stdin.write(json.dumps(job).encode() + b"\n")
+            proc.stdin.flush()
+            deadline = time.monotonic() + timeout
+            for _ in range(1000):  # skip anything a child printed; DONE ends the job
+                line = reader.readline(max(0.1, deadline - time.monotonic()))
+                if not line:
+                    raise RuntimeError(f"worker exited ({proc.poll()})")
+                if line.startswith("DONE "):
+                    code = line.split()[1]
+                    return None if code == "0" else f"worker exited {code}: {self.errors()}"
+            raise RuntimeError("worker said too much")
+        except (TimeoutError, RuntimeError, OSError) as exc:
+            self.close()
+            return f"{exc}" if not isinstance(exc, TimeoutError) else (
+                f"worker timed out after {timeout:.0f} s"
+            )
+
+    def close(self) -> None:
+        if self.proc is not None:
+            with contextlib.suppress(OSError):
+                if self.proc.stdin is not None:
+                    self.proc.stdin.close()
+            kill_group(self.proc)
+            self.proc = None
+
+    def dispose(self) -> None:
+        self.close()
+        self.stderr.close()
+
+
 def run_worker(
-    settings: Settings, gateway: GatewayProcess, spec: TargetSpec, mode: str,
+    settings: Settings, gateway: GatewayProcess, zygote: Zygote, mode: str,
     scenario: Scenario, workdir: Path, index: int,
 ) -> dict[str, Any]:
     result_file = workdir / f"run-{index}.json"
     timeout = scenario.max_seconds * 2 + JOB_OVERHEAD_S
-    cmd = [
-        sys.executable, "-m", "bench.worker", "--target", spec.name, "--mode", mode,
+    job = [
+        "--target", zygote.spec.name, "--mode", mode,
         "--kind", scenario.kind, "--base-url", gateway.base_url,
         "--concurrency", str(scenario.concurrency),
         "--conversations", str(scenario.conversations), "--warmup", str(scenario.warmup),
-        "--max-seconds", str(scenario.max_seconds), "--tool-wait", str(scenario.tool_wait),
+        "--min-seconds", str(scenario.min_seconds), "--max-seconds", str(scenario.max_seconds),
+        "--tool-wait", str(scenario.tool_wait),
         "--heap-conversations", str(scenario.heap_conversations),
         "--result-file", str(result_file), "--cpus", cpus_arg(settings.client_cpus),
         "--max-lifetime", str(timeout + 5),
     ]
     before = gateway.stats()
-    proc = subprocess.Popen(
-        cmd, cwd=REPO_ROOT, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True, start_new_session=True,
-    )
-    try:
-        _, stderr = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        kill_group(proc)
-        return {"ok": False, "errors": [f"worker timed out after {timeout:.0f} s"]}
-    finally:
-        kill_group(proc)
+    problem = zygote.run(job, timeout + 10)
     after = gateway.stats()
     try:
         result: dict[str, Any] = json.loads(result_file.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        tail = (stderr or "").strip()[-1500:]
-        return {"ok": False, "errors": [f"worker exited {proc.returncode}: {tail}"]}
+        return {"ok": False, "errors": [problem or "no result"]}
     if before and after:
         conversations = result.get("completed", 0) + result.get("warmup_completed", 0)
         cpu = after["cpu_s"] - before["cpu_s"]
@@ -470,16 +560,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     runs: list[Run] = []
     jobs = list(plan(settings, available))
     lifetime = sum(s.max_seconds * 2 + JOB_OVERHEAD_S for _, s, _, _ in jobs) + 60
-    with tempfile.TemporaryDirectory(prefix="kimi-bench-") as tmp, GatewayProcess(
-        settings.model_latency_ms, settings.gateway_cpus, lifetime
-    ) as gateway:
-        log(f"fake gateway at {gateway.base_url}; {len(jobs)} runs")
-        for index, (repeat, scenario, mode, spec) in enumerate(jobs):
-            result = run_worker(settings, gateway, spec, mode, scenario, Path(tmp), index)
-            result["verified_ok"] = run_ok(result)
-            runs.append(Run(spec.name, mode, scenario.key, repeat, result))
-            log(describe(index, len(jobs), spec, mode, scenario, repeat, result))
-        meta["gateway_totals"] = gateway.stats()
+    zygotes = {spec.name: Zygote(spec, lifetime) for spec in available}
+    try:
+        with tempfile.TemporaryDirectory(prefix="kimi-bench-") as tmp, GatewayProcess(
+            settings.model_latency_ms, settings.gateway_cpus, lifetime
+        ) as gateway:
+            log(f"fake gateway at {gateway.base_url}; {len(jobs)} runs")
+            for index, (repeat, scenario, mode, spec) in enumerate(jobs):
+                result = run_worker(
+                    settings, gateway, zygotes[spec.name], mode, scenario, Path(tmp), index
+                )
+                result["verified_ok"] = run_ok(result)
+                runs.append(Run(spec.name, mode, scenario.key, repeat, result))
+                log(describe(index, len(jobs), spec, mode, scenario, repeat, result))
+            meta["gateway_totals"] = gateway.stats()
+    finally:
+        for zygote in zygotes.values():
+            zygote.dispose()
     meta["elapsed_s"] = time.time() - started
     meta["machine"]["loadavg_end"] = os.getloadavg() if hasattr(os, "getloadavg") else None
 

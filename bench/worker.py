@@ -6,9 +6,9 @@ The runner starts one worker per target, mode and scenario (and repeat), so that
 caches and heap growth never mix between targets. A worker imports its target, opens it,
 warms it up, then measures:
 
-- `load`: `conversations` conversations driven by `concurrency` concurrent loops (stopping
-  early at `max_seconds`); CPU = `getrusage(RUSAGE_SELF)` user+sys of this process over the
-  measured phase, wall time, per-conversation latency;
+- `load`: `concurrency` loops run conversations back to back; after `warmup` conversations a
+  window of at least `min_seconds` is measured (see `Window`): CPU = `getrusage(RUSAGE_SELF)`
+  user+sys of this process over the window, wall time, per-conversation latency;
 - `memory`: `n` conversations held in flight (their tools blocked on an event) — the growth
   of RSS, then in a second pass the growth of the Python heap under tracemalloc, each divided
   by `n`.
@@ -22,10 +22,12 @@ import argparse
 import asyncio
 import dataclasses
 import gc
+import importlib
 import json
 import math
 import os
 import resource
+import signal
 import sys
 import time
 import traceback
@@ -110,33 +112,129 @@ async def drive(
     return tally
 
 
+class Window:
+    """The measured window of a load run, inside continuous load at full concurrency.
+
+    The `concurrency` loops never pause. The window opens when the warm-up's conversations have
+    completed and closes, once it has lasted `min_seconds`, on a completion count that is a
+    multiple of `concurrency` (or at `max_conversations`, or at the hard `max_seconds`). CPU and
+    wall time are read at those two instants, so neither the ramp-up nor the drain — where
+    fewer than `concurrency` conversations are in flight — is in the figures. Closing on whole
+    multiples matters: N conversations started together on a CPU-bound client tend to finish
+    together, wave after wave, and a window cut inside a wave would count the CPU of a wave
+    without its completions.
+    """
+
+    def __init__(
+        self, warmup: int, concurrency: int, max_conversations: int, min_seconds: float,
+        max_seconds: float,
+    ) -> None:
+        self.warmup = warmup
+        self.concurrency = max(1, concurrency)
+        self.max_conversations = max_conversations
+        self.min_seconds = min_seconds
+        self.max_seconds = max(max_seconds, min_seconds)
+        self.state = "warmup"
+        self.outside = Tally()  # completed before or after the window: verified, not timed
+        self.inside = Tally()
+        self.closed = asyncio.Event()
+        self.cut_by_time = False
+        self.cpu_s = math.nan
+        self.wall_s = math.nan
+        self._t0 = 0.0
+        self._ru0: Any = None
+        self._timer: asyncio.TimerHandle | None = None
+
+    def open(self) -> None:
+        self.state = "measuring"
+        self._ru0 = resource.getrusage(resource.RUSAGE_SELF)
+        self._t0 = time.perf_counter()
+        self._timer = asyncio.get_running_loop().call_later(self.max_seconds, self._time_up)
+
+    def _time_up(self) -> None:
+        self.cut_by_time = self.state == "measuring"
+        self.close()
+
+    def close(self) -> None:
+        if self.state == "measuring":
+            self.wall_s = time.perf_counter() - self._t0
+            ru1 = resource.getrusage(resource.RUSAGE_SELF)
+            self.cpu_s = (ru1.ru_utime - self._ru0.ru_utime) + (ru1.ru_stime - self._ru0.ru_stime)
+            if self._timer is not None:
+                self._timer.cancel()
+        self.state = "done"
+        self.closed.set()
+
+    def tally(self) -> Tally:
+        return self.inside if self.state == "measuring" else self.outside
+
+    def after_conversation(self) -> None:
+        if self.state == "warmup" and self.outside.completed >= self.warmup:
+            self.open()
+        elif self.state == "measuring":
+            done = self.inside.completed
+            if done >= self.max_conversations or (
+                done % self.concurrency == 0
+                and time.perf_counter() - self._t0 >= self.min_seconds
+            ):
+                self.close()
+        failures = sum(t.completed - t.verified for t in (self.inside, self.outside))
+        if failures > MAX_ERRORS:
+            self.close()
+
+
 async def load_phase(runner: ConversationRunner, args: argparse.Namespace) -> dict[str, Any]:
     GATE.wait = args.tool_wait
-    warmup = args.warmup if args.warmup >= 0 else min(args.concurrency, args.conversations)
-    warm = await drive(runner, warmup, args.concurrency, "w", args.max_seconds)
-    gc.collect()
-    before = resource.getrusage(resource.RUSAGE_SELF)
-    start = time.perf_counter()
-    tally = await drive(runner, args.conversations, args.concurrency, "m", args.max_seconds)
-    wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_SELF)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    ordered = sorted(tally.latencies)
-    done = max(1, tally.completed)
+    warmup = args.warmup if args.warmup >= 0 else args.concurrency
+    window = Window(
+        warmup, args.concurrency, args.conversations, args.min_seconds, args.max_seconds
+    )
+    numbers = iter(range(warmup + args.conversations + args.concurrency * 4 + 1000))
+
+    async def loop() -> None:
+        for i in numbers:
+            base = f"m{i}"
+            start = time.perf_counter()
+            try:
+                output = await runner.run(prompt_for(base))
+            except Exception as exc:  # reported, not fatal
+                window.tally().fail(exc)
+            else:
+                window.tally().record(output, base, time.perf_counter() - start)
+            window.after_conversation()
+            if window.state == "done":
+                return
+        window.close()  # out of conversation numbers (bounded): end the run either way
+
+    if warmup == 0:
+        window.open()
+    tasks = [asyncio.create_task(loop()) for _ in range(max(1, args.concurrency))]
+    try:
+        async with asyncio.timeout(args.max_seconds * 2 + DRAIN_GRACE_S):
+            await window.closed.wait()
+    finally:
+        for task in tasks:  # the drain is not measured: stop what is still in flight
+            task.cancel()
+        await asyncio.wait(tasks, timeout=DRAIN_GRACE_S)
+    inside, outside = window.inside, window.outside
+    ordered = sorted(inside.latencies)
+    done = max(1, inside.completed)
+    cpu, wall = window.cpu_s, window.wall_s
     return {
-        "completed": tally.completed,
-        "verified": tally.verified,
-        "warmup_verified": warm.verified,
-        "warmup_completed": warm.completed,
-        "errors": warm.errors + tally.errors,
+        "completed": inside.completed,
+        "verified": inside.verified,
+        "warmup_verified": outside.verified,
+        "warmup_completed": outside.completed,
+        "errors": outside.errors + inside.errors,
         "cpu_s": cpu,
         "wall_s": wall,
         "cpu_ms_per_conv": cpu * 1000 / done,
-        "conv_per_s": tally.completed / wall if wall > 0 else math.nan,
+        "conv_per_s": inside.completed / wall if wall > 0 else math.nan,
         "cpu_share": cpu / wall if wall > 0 else math.nan,
         "p50_ms": percentile(ordered, 0.50) * 1000,
         "p99_ms": percentile(ordered, 0.99) * 1000,
         "max_ms": (ordered[-1] * 1000) if ordered else math.nan,
+        "window_cut_by_time": window.cut_by_time,
     }
 
 
@@ -226,12 +324,12 @@ async def run_worker(args: argparse.Namespace) -> dict[str, Any]:
         result["http_client"] = runner.http_client()
     finally:
         await runner.close()
-    result["import_and_setup_s"] = import_s
+    result["setup_s"] = import_s
     result["maxrss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return result
 
 
-def main(argv: list[str] | None = None) -> int:
+def job_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench.worker")
     parser.add_argument("--target", required=True, choices=sorted(TARGETS_BY_NAME))
     parser.add_argument("--variant", default="", help="override the target's variant")
@@ -241,13 +339,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--conversations", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=-1, help="-1: one wave (= concurrency)")
-    parser.add_argument("--max-seconds", type=float, default=10.0)
+    parser.add_argument("--min-seconds", type=float, default=1.0, help="measured window")
+    parser.add_argument("--max-seconds", type=float, default=10.0, help="hard cap per phase")
     parser.add_argument("--heap-conversations", type=int, default=50)
     parser.add_argument("--tool-wait", type=float, default=0.0)
     parser.add_argument("--result-file", required=True)
     parser.add_argument("--cpus", default="")
     parser.add_argument("--max-lifetime", type=float, default=300.0)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def run_job(args: argparse.Namespace) -> int:
     die_with_parent(args.max_lifetime)
     pin_to(parse_cpus(args.cpus))
     try:
@@ -257,6 +359,47 @@ def main(argv: list[str] | None = None) -> int:
         result = {"ok": False, "errors": [traceback.format_exc()[-2000:]], "exception": repr(exc)}
     Path(args.result_file).write_text(json.dumps(result), encoding="utf-8")
     return 0 if result["ok"] else 1
+
+
+MAX_ZYGOTE_JOBS = 10_000
+
+
+def zygote(argv: list[str]) -> int:
+    """Import one target once, then fork a fresh child for every job read from stdin.
+
+    Each job still runs in a process of its own that has never run a conversation before (the
+    zygote only imports), so figures do not mix between scenarios, but the framework's import
+    — over a second for the peers — is paid once per target instead of once per run. One JSON
+    list of job arguments per line in; `DONE <exit code>` per job out.
+    """
+    parser = argparse.ArgumentParser(prog="python -m bench.worker --zygote")
+    parser.add_argument("--target", required=True, choices=sorted(TARGETS_BY_NAME))
+    parser.add_argument("--max-lifetime", type=float, default=1800.0)
+    args = parser.parse_args(argv)
+    die_with_parent(args.max_lifetime)
+    importlib.import_module(TARGETS_BY_NAME[args.target].module)
+    gc.collect()
+    print("READY", flush=True)
+    for _, line in zip(range(MAX_ZYGOTE_JOBS), sys.stdin, strict=False):
+        job = job_parser().parse_args(json.loads(line))
+        pid = os.fork()
+        if pid == 0:  # the child: run one job, never return into the zygote's loop
+            code = 2
+            try:
+                signal.alarm(0)
+                code = run_job(job)
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        print(f"DONE {os.waitstatus_to_exitcode(status)}", flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--zygote"]:
+        return zygote(argv[1:])
+    return run_job(job_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -392,7 +392,8 @@ def render_markdown(data: dict[str, Any]) -> str:
         f"{machine['platform']}; load average at start {load_text}",
         f"- **Pinning**: client on CPU {meta.get('client_cpus') or 'any'}, fake gateway on CPU "
         f"{meta.get('gateway_cpus') or 'any'}",
-        "- **Versions**: " + ", ".join(f"{k} {v}" for k, v in versions.items()),
+        "- **Versions**: " + ", ".join(f"{k} {v}" for k, v in versions.items())
+        + f"; repository at {meta.get('revision', 'unknown')}",
         f"- **Settings**: {meta['repeats']} repeats per figure (median, min–max in brackets), "
         f"model latency {meta['model_latency_ms']:g} ms, tools wait 0 ms except the tools row",
         "",

@@ -56,7 +56,7 @@ FULL_SCENARIOS: tuple[Scenario, ...] = (
     Scenario("c200", "200 concurrent", "load", 200, 5000, 2.0, 12.0, warmup=200),
     Scenario("tools200", "4×200 ms tools", "load", 1, 5, 10.0, 10.0, 0.2, warmup=1),
     Scenario("memory", "100 in flight", "memory", 100, 100, 0.0, 30.0, warmup=10,
-             heap_conversations=10),
+             heap_conversations=30),
 )
 
 QUICK_SCENARIOS: tuple[Scenario, ...] = (
@@ -431,6 +431,22 @@ def machine_info() -> dict[str, Any]:
     }
 
 
+def git_revision() -> str:
+    """The commit the benchmark ran on, '+ changes' when the working tree differs from it."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True,
+            text=True, timeout=10,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", "kimi_agent"],
+            cwd=REPO_ROOT, capture_output=True, text=True, timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return f"{head or 'unknown'}{' + uncommitted changes in kimi_agent/' if dirty else ''}"
+
+
 def versions() -> dict[str, str]:
     from importlib import metadata
 
@@ -525,6 +541,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(started)),
         "machine": machine_info(),
         "versions": versions(),
+        "revision": git_revision(),
         "quick": settings.quick,
         "repeats": settings.repeats,
         "import_repeats": settings.import_repeats,

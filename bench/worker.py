@@ -32,6 +32,7 @@ import sys
 import time
 import traceback
 import tracemalloc
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -238,39 +239,75 @@ async def load_phase(runner: ConversationRunner, args: argparse.Namespace) -> di
     }
 
 
+HOLD_BATCH = 10
+
+
+def per_conversation(points: list[tuple[int, float]]) -> float:
+    """Memory per held conversation from (conversations held, bytes) points, in KB.
+
+    The slope from the first batch to the last: what one more conversation in flight costs,
+    without the one-off costs of the first batch (a new connection, a cache filled on first
+    use). With a single batch, the growth from the empty point instead.
+    """
+    if len(points) >= 3:
+        (n0, v0), (n1, v1) = points[1], points[-1]
+    elif len(points) == 2:
+        (n0, v0), (n1, v1) = points
+    else:
+        return math.nan
+    return (v1 - v0) / (n1 - n0) / 1024 if n1 > n0 else math.nan
+
+
 async def hold(
-    runner: ConversationRunner, n: int, prefix: str, max_seconds: float, measure: Any
-) -> tuple[float, Tally]:
-    """Put `n` conversations in flight with their tools blocked, call `measure()`, release."""
+    runner: ConversationRunner, n: int, prefix: str, max_seconds: float,
+    measure: Callable[[], float],
+) -> tuple[list[tuple[int, float]], Tally]:
+    """Put `n` conversations in flight with their tools blocked, measuring as they pile up.
+
+    They are started `HOLD_BATCH` at a time, each batch once the previous one is parked in its
+    tools, and `measure()` is read (after `gc.collect()`) before the first batch and after
+    every batch. So what is measured is the memory the held conversations keep — not the
+    transient peak of parsing `n` responses at once (which RSS would keep as allocator
+    high-water) nor a connection pool grown to `n` connections.
+    """
     tally = Tally()
     GATE.entered = 0
     GATE.event = asyncio.Event()
-    tasks = [asyncio.create_task(one(runner, f"{prefix}{i}", tally)) for i in range(n)]
-    value = math.nan
+    tasks: list[asyncio.Task[None]] = []
+    gc.collect()
+    points: list[tuple[int, float]] = [(0, measure())]
     try:
         deadline = time.perf_counter() + max_seconds
-        while GATE.entered < n * CALLS_PER_CONVERSATION and time.perf_counter() < deadline:
-            if all(task.done() for task in tasks):
+        for start in range(0, n, HOLD_BATCH):
+            count = min(HOLD_BATCH, n - start)
+            tasks += [
+                asyncio.create_task(one(runner, f"{prefix}{i}", tally))
+                for i in range(start, start + count)
+            ]
+            target = len(tasks) * CALLS_PER_CONVERSATION
+            while GATE.entered < target and time.perf_counter() < deadline:
+                if all(task.done() for task in tasks):
+                    break
+                await asyncio.sleep(0.002)
+            if GATE.entered < target:
+                tally.notes.append(
+                    f"only {GATE.entered} of {target} tool calls got in flight"
+                    f" within {max_seconds:g} s"
+                )
+                points = []
                 break
-            await asyncio.sleep(0.005)
-        if GATE.entered >= n * CALLS_PER_CONVERSATION:
             gc.collect()
-            value = measure()
-        else:
-            tally.notes.append(
-                f"only {GATE.entered} of {n * CALLS_PER_CONVERSATION} tool calls got in flight"
-                f" within {max_seconds:g} s"
-            )
+            points.append((len(tasks), measure()))
     finally:
         GATE.event.set()
         GATE.event = None
         async with asyncio.timeout(DRAIN_GRACE_S):
             await asyncio.gather(*tasks, return_exceptions=True)
-    return value, tally
+    return points, tally
 
 
 async def memory_phase(runner: ConversationRunner, args: argparse.Namespace) -> dict[str, Any]:
-    """RSS growth with `n` conversations in flight, then Python-heap growth with `heap_n`.
+    """Memory per held conversation: RSS with `n` held, then Python heap with `heap_n` held.
 
     The RSS pass comes first, right after a small warm-up, so the heap has not yet been grown
     by an earlier wave of the same size (freed arenas would hide the growth). tracemalloc slows
@@ -280,15 +317,15 @@ async def memory_phase(runner: ConversationRunner, args: argparse.Namespace) -> 
     heap_n = max(1, min(n, args.heap_conversations))
     GATE.wait = 0.0
     warm = await drive(runner, args.warmup if args.warmup >= 0 else 10, 10, "w", args.max_seconds)
-    gc.collect()
-    rss_before = current_rss_bytes()
-    rss_after, tally_rss = await hold(runner, n, "r", args.max_seconds, current_rss_bytes)
+    rss_points, tally_rss = await hold(
+        runner, n, "r", args.max_seconds, lambda: float(current_rss_bytes())
+    )
     gc.collect()
     tracemalloc.start()
     try:
-        traced_before = tracemalloc.get_traced_memory()[0]
-        traced_after, tally_heap = await hold(
-            runner, heap_n, "h", args.max_seconds, lambda: tracemalloc.get_traced_memory()[0]
+        heap_points, tally_heap = await hold(
+            runner, heap_n, "h", args.max_seconds,
+            lambda: float(tracemalloc.get_traced_memory()[0]),
         )
     finally:
         tracemalloc.stop()
@@ -302,9 +339,10 @@ async def memory_phase(runner: ConversationRunner, args: argparse.Namespace) -> 
         "notes": tally_rss.notes + tally_heap.notes,
         "in_flight": n,
         "heap_in_flight": heap_n,
-        "rss_kb_per_conv": (rss_after - rss_before) / 1024 / n,
-        "heap_kb_per_conv": (traced_after - traced_before) / 1024 / heap_n,
-        "rss_before_mb": rss_before / 2**20,
+        "rss_kb_per_conv": per_conversation(rss_points),
+        "heap_kb_per_conv": per_conversation(heap_points),
+        "rss_points": rss_points,
+        "heap_points": heap_points,
     }
 
 

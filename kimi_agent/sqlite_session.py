@@ -45,6 +45,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -186,7 +187,7 @@ class SQLiteStore:
         try:
             connection.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
             if self.path != ":memory:":
-                connection.execute("PRAGMA journal_mode = WAL")
+                _use_wal(connection, self.timeout)
             connection.execute(f"PRAGMA synchronous = {self.synchronous}")
             connection.execute("PRAGMA foreign_keys = ON")
             version = connection.execute("PRAGMA user_version").fetchone()[0]
@@ -414,3 +415,20 @@ def _load(session_id: str, seq: int, text: str) -> Message:
         raise SessionError(
             f"message {seq} of session {session_id!r} is not a valid stored message: {error}"
         ) from error
+
+
+def _use_wal(connection: sqlite3.Connection, timeout: float) -> None:
+    """Switch the file to WAL unless it already is. Changing the journal mode can fail at
+    once with "database is locked" while another connection writes (SQLite does not wait on
+    the busy handler for it), so the switch is retried until `timeout`."""
+    if connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+        return
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            connection.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)

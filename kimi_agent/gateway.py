@@ -57,8 +57,9 @@ class GatewayClient:
         timeout: float | _http.Timeout = DEFAULT_TIMEOUT,
         max_retries: int = 2,
         retry: RetryPolicy | None = None,
-        http_client: _http.AsyncClient | None = None,
-        max_connections: int = 256,
+        http_client: _http.AnyAsyncClient | None = None,
+        max_connections: int = 100,
+        max_keepalive_connections: int = 20,
         profiles: ModelProfiles | None = None,
         logger: EventLogger | None = None,
     ) -> None:
@@ -68,10 +69,11 @@ class GatewayClient:
         self._credentials = _Credentials(api_key or os.environ.get("BYTESPIKE_API_KEY") or None)
         self.retry = retry if retry is not None else RetryPolicy(max_retries=max_retries)
         self._owns_http = http_client is None
-        self._http = http_client or _http.AsyncClient(
+        self._http: _http.AnyAsyncClient = http_client or _http.AsyncClient(
             timeout=timeout,
             limits=_http.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
+                max_connections=max_connections,
+                max_keepalive_connections=max_keepalive_connections,
             ),
         )
         self._logger = logger

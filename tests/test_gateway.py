@@ -437,3 +437,27 @@ async def test_a_prompt_that_cannot_fit_is_refused_before_sending() -> None:
             await client.complete(ChatRequest(model="kimi-k2-6",
                                               messages=[{"role": "user", "content": huge}]))
     assert server.requests == [], "nothing was sent"
+
+
+@pytest.mark.parametrize("library", ["httpx", "httpx2"])
+async def test_a_borrowed_client_of_either_library_streams(library: str) -> None:
+    import importlib
+
+    http_lib = importlib.import_module(library)
+    server = ScriptedServer([Answer(events=stream_events()), err(429, "busy",
+                                                                 "engine_overloaded_error")])
+    retry = RetryPolicy(max_retries=0)
+    async with server.serve() as url, http_lib.AsyncClient() as http:
+        client = GatewayClient(url, KEY, http_client=http, retry=retry)
+        async with client.stream(request()) as stream:
+            _ = [c async for c in stream]
+        assert stream.completion.message.content == "我来查一下。"
+        with pytest.raises(RateLimitError):
+            await client.complete(request())
+
+
+async def test_own_client_is_httpx2() -> None:
+    import httpx2
+
+    async with GatewayClient("http://127.0.0.1:9/v1", KEY) as client:
+        assert isinstance(client._http, httpx2.AsyncClient)

@@ -20,7 +20,7 @@ from kimi_agent.errors import ToolCallError, ToolTimeoutError
 from kimi_agent.log import EventLogger, resolve
 from kimi_agent.result import ToolCallRecord
 from kimi_agent.run_context import RunContext
-from kimi_agent.tool import Tool, ToolRegistry, format_result
+from kimi_agent.tool import ToolRegistry, format_result
 from kimi_agent.wire import ToolCall
 
 OnCall = Callable[[str, Any], Awaitable[None]]
@@ -91,52 +91,93 @@ class ToolExecutor:
             i = batch[0]
             await self._run_one(calls[i], records[i], ctx, on_call, skip_approval, limiter)
             return
-        async with anyio.create_task_group() as group:
+        shared = self._shared_timeout([calls[i] for i in batch]) if limiter is None else None
+        if shared is None:
+            async with anyio.create_task_group() as group:
+                for i in batch:
+                    group.start_soon(self._run_one, calls[i], records[i], ctx, on_call,
+                                     skip_approval, limiter)
+            return
+        # Every call starts now and has the same timeout: one deadline serves them all
+        # (a cancel scope per call is the largest cost of a conversation in flight).
+        with anyio.move_on_after(shared) as deadline:
+            async with anyio.create_task_group() as group:
+                for i in batch:
+                    group.start_soon(self._run_one, calls[i], records[i], ctx, on_call,
+                                     skip_approval, None, False)
+        if deadline.cancelled_caught:
             for i in batch:
-                group.start_soon(self._run_one, calls[i], records[i], ctx, on_call,
-                                 skip_approval, limiter)
+                if not records[i].finished_at:
+                    name = calls[i].function.name
+                    self._fail(records[i], ToolTimeoutError(name, timeout_message(name,
+                                                                                  shared)))
+                    await self._finish(calls[i], records[i], ctx, on_call)
+
+    def _shared_timeout(self, calls: Sequence[ToolCall]) -> float | None:
+        """The timeout of every call, when they all have the same one (else None)."""
+        timeouts = set()
+        for call in calls:
+            name = call.function.name
+            tool = self.registry.get(name) if name in self.registry else None
+            timeouts.add(tool.timeout if tool is not None and tool.timeout is not None
+                         else self.default_timeout)
+        return timeouts.pop() if len(timeouts) == 1 else None
 
     async def _run_one(
         self, call: ToolCall, record: ToolCallRecord, ctx: RunContext[Any],
         on_call: OnCall | None, skip_approval: frozenset[str],
-        limiter: anyio.CapacityLimiter | None,
+        limiter: anyio.CapacityLimiter | None, own_timeout: bool = True,
     ) -> None:
+        """Run one call into its record. Kept to one coroutine frame (timeout and limiter
+        inline): hundreds of conversations may each have several calls in flight.
+        `own_timeout=False` when the caller enforces the timeout for a whole batch."""
         if limiter is not None:
-            async with limiter:
-                await self._call(call, record, ctx, on_call, skip_approval)
-        else:
-            await self._call(call, record, ctx, on_call, skip_approval)
-
-    async def _call(
-        self, call: ToolCall, record: ToolCallRecord, ctx: RunContext[Any],
-        on_call: OnCall | None, skip_approval: frozenset[str],
-    ) -> None:
+            await limiter.acquire()
         name = call.function.name
         record.started_at = time.perf_counter()
-        if on_call is not None:
-            await on_call("started", call)
         try:
+            if on_call is not None:
+                await on_call("started", call)
             tool = self.registry.get(name)
             kwargs = tool.parse_arguments(call.function.arguments)
             if tool.requires_approval and call.id not in skip_approval:
                 record.status = "pending_approval"
                 record.result = APPROVAL_PENDING_TEXT
             else:
-                value = await self._invoke(tool, kwargs, ctx.for_call(name, call.id))
+                timeout = tool.timeout if tool.timeout is not None else self.default_timeout
+                call_ctx = ctx.for_call(name, call.id)
+                if timeout is None or not own_timeout:
+                    value = await tool.run(kwargs, call_ctx)
+                else:
+                    try:
+                        with anyio.fail_after(timeout):
+                            value = await tool.run(kwargs, call_ctx)
+                    except TimeoutError:
+                        raise ToolTimeoutError(name, timeout_message(name, timeout)) from None
                 record.result = format_result(value)
-        except ToolCallError as error:
-            record.status = "error"
-            record.error = error.message
-            record.error_type = type(error).__name__
-            record.result = error.message
-        except Exception as error:  # a tool's own failure goes back to the model
-            record.status = "error"
-            record.error = f"{type(error).__name__}: {error}"
-            record.error_type = type(error).__name__
-            record.result = (
-                f"Tool '{name}' failed: {type(error).__name__}: {error}. "
-                "You may call it again with different arguments, or tell the user."
-            )
+        except Exception as error:  # every failure goes back to the model
+            self._fail(record, error)
+        finally:
+            if limiter is not None:
+                limiter.release()
+        await self._finish(call, record, ctx, on_call)
+
+    @staticmethod
+    def _fail(record: ToolCallRecord, error: Exception) -> None:
+        """Record a failure as the message the model will read."""
+        record.status = "error"
+        record.error_type = type(error).__name__
+        if isinstance(error, ToolCallError):
+            record.error = record.result = error.message
+            return
+        record.error = f"{type(error).__name__}: {error}"
+        record.result = (
+            f"Tool '{record.name}' failed: {type(error).__name__}: {error}. "
+            "You may call it again with different arguments, or tell the user."
+        )
+
+    async def _finish(self, call: ToolCall, record: ToolCallRecord, ctx: RunContext[Any],
+                      on_call: OnCall | None) -> None:
         record.finished_at = time.perf_counter()
         log = resolve(self._logger)
         if log is not None:
@@ -145,26 +186,17 @@ class ToolExecutor:
                 run_id=ctx.run_id,
                 step=ctx.step,
                 model=ctx.model,
-                tool=name,
+                tool=record.name,
                 call_id=call.id,
                 status=record.status,
                 error_type=record.error_type,
                 latency_ms=round(record.duration * 1000, 1),
             )
         if on_call is not None:
-            await on_call("finished", record)
+            with anyio.CancelScope(shield=True):  # a batch deadline must not eat the event
+                await on_call("finished", record)
 
-    async def _invoke(self, tool: Tool, kwargs: dict[str, Any], ctx: RunContext[Any]) -> Any:
-        timeout = tool.timeout if tool.timeout is not None else self.default_timeout
-        if timeout is None:
-            return await tool.run(kwargs, ctx)
-        try:
-            with anyio.fail_after(timeout):
-                return await tool.run(kwargs, ctx)
-        except TimeoutError:
-            raise ToolTimeoutError(
-                tool.name,
-                f"Tool '{tool.name}' did not finish within {timeout:g} seconds and was "
-                "stopped. Try again later, with simpler arguments, or tell the user.",
-            ) from None
 
+def timeout_message(name: str, timeout: float) -> str:
+    return (f"Tool '{name}' did not finish within {timeout:g} seconds and was stopped. "
+            "Try again later, with simpler arguments, or tell the user.")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from types import TracebackType
 from typing import TYPE_CHECKING
 
@@ -115,18 +116,18 @@ class ChatStream:
                 yield chunk
                 self._finish(started_at)
                 return
-            async for event in _http.EventSource(response).aiter_sse():
-                data = event.data
-                if data == DONE:
-                    self._finish(started_at)
-                    return
-                if not data:
-                    continue
-                chunk = self._parse_chunk(data, response)
-                assembler.feed(chunk)
-                if not self.started and _has_payload(chunk):
-                    self.started = True
-                yield chunk
+            async with aclosing(_http.sse_data(response)) as events:
+                async for data in events:
+                    if data == DONE:
+                        self._finish(started_at)
+                        return
+                    if not data:
+                        continue
+                    chunk = self._parse_chunk(data, response)
+                    assembler.feed(chunk)
+                    if not self.started and _has_payload(chunk):
+                        self.started = True
+                    yield chunk
         raise IncompleteStreamError(
             "the stream ended before [DONE]: the reply is incomplete",
             model=model, request_id=self.request_id,

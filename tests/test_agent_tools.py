@@ -311,3 +311,31 @@ async def test_run_context_gives_deps_run_id_step_and_model() -> None:
     shop, run_id, step, model, call_id = seen[0]
     assert (shop, run_id, step, model) == ("小店", result.run_id, 1, "kimi-k2-6")
     assert call_id == result.steps[0].tool_calls[0].call_id
+
+
+async def test_a_shared_timeout_stops_only_the_calls_still_running() -> None:
+    @tool(timeout=0.2)
+    async def fetch(delay: float) -> str:
+        """按给定延迟返回。
+
+        Args:
+            delay: 秒。
+        """
+        await anyio.sleep(delay)
+        return f"用了 {delay} 秒"
+
+    def responder(request: SimRequest) -> Reply:
+        if request.tool_results:
+            return Reply(text="完成")
+        return Reply(tool_calls=[("fetch", {"delay": 0.0}), ("fetch", {"delay": 30}),
+                                 ("fetch", {"delay": 0.01})])
+
+    sim = GatewaySimulator(responder=responder)
+    async with sim_client(sim) as client:
+        async with Agent(tools=[fetch], client=client).stream("并发取数") as run:
+            finished = [e for e in [e async for e in run] if e.kind == "tool_call_finished"]
+    records = run.result.steps[0].tool_calls
+    assert [r.status for r in records] == ["ok", "error", "ok"]
+    assert records[1].error_type == "ToolTimeoutError"
+    assert "0.2 seconds" in sim.requests[-1].messages[-2]["content"]
+    assert sorted(e.record.call_id for e in finished) == sorted(r.call_id for r in records)

@@ -66,7 +66,7 @@ from kimi_agent.wire import (
     parse_message,
 )
 
-__all__ = ["SCHEMA_VERSION", "SQLiteSession", "SQLiteStore"]
+__all__ = ["SCHEMA_VERSION", "SQLiteSession", "SQLiteStore", "enable_wal"]
 
 SCHEMA_VERSION = 1
 _SCHEMA = """
@@ -187,7 +187,7 @@ class SQLiteStore:
         try:
             connection.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
             if self.path != ":memory:":
-                _use_wal(connection, self.timeout)
+                enable_wal(connection, self.timeout)
             connection.execute(f"PRAGMA synchronous = {self.synchronous}")
             connection.execute("PRAGMA foreign_keys = ON")
             version = connection.execute("PRAGMA user_version").fetchone()[0]
@@ -417,7 +417,7 @@ def _load(session_id: str, seq: int, text: str) -> Message:
         ) from error
 
 
-def _use_wal(connection: sqlite3.Connection, timeout: float) -> None:
+def enable_wal(connection: sqlite3.Connection, timeout: float = 30.0) -> None:
     """Switch the file to WAL unless it already is. Changing the journal mode can fail at
     once with "database is locked" while another connection writes (SQLite does not wait on
     the busy handler for it), so the switch is retried until `timeout`."""

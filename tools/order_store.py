@@ -26,6 +26,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from kimi_agent.sqlite_session import enable_wal
 from tools._demo_orders import insert_demo_orders
 from tools.errors import InvalidInputError, NotFoundError, RefusedError
 
@@ -182,7 +183,7 @@ class OrderStore:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
             try:
-                conn.execute("PRAGMA journal_mode=WAL")
+                enable_wal(conn)
                 conn.executescript(_SCHEMA)
             finally:
                 conn.close()

@@ -295,6 +295,11 @@ def pool_section(res: Results) -> list[str]:
         "",
         *table(header, rows),
         "",
+        "Why (cProfile of the workers, see bench/README.md): httpcore 1.0's pool rescans every "
+        "connection for every queued request on every pass (O(queued × connections)); "
+        "httpcore2's pass is linear but probes the socket of every idle keep-alive connection "
+        "each time, so a large keep-alive pool costs more, not less.",
+        "",
     ]
     for mode in modes:
         a, b = best.get(("httpx", mode)), best.get(("httpx2", mode))
@@ -412,9 +417,10 @@ def render_markdown(data: dict[str, Any]) -> str:
     lines += [
         "- Targets: " + "; ".join(f"**{k}** — {v}" for k, v in meta["targets"].items()
                                    if ":" not in k),
-        "- Method: see bench/README.md. CPU = user+sys `getrusage` of the client process over "
-        "the measured phase ÷ conversations; memory = growth with N conversations held in "
-        "flight (tools blocked) ÷ N, RSS first, then Python heap under tracemalloc.",
+        "- Method (details in bench/README.md): CPU = user+sys `getrusage` of the client "
+        "process over a steady-state window at full concurrency ÷ the conversations completed "
+        "in it; memory = growth per conversation held in flight (tools blocked), added 10 at a "
+        "time, RSS first, then the Python heap under tracemalloc.",
         "",
     ]
     return "\n".join(lines)

@@ -82,6 +82,7 @@ class Settings:
     out: Path
     json_out: Path | None
     quick: bool
+    render: Path | None = None
 
 
 @dataclass
@@ -486,6 +487,10 @@ def parse_args(argv: Sequence[str] | None) -> Settings:
     parser.add_argument("--no-pin", action="store_true", help="do not pin client/gateway CPUs")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="markdown output")
     parser.add_argument("--json", type=Path, help="raw results (default: OUT with .json)")
+    parser.add_argument(
+        "--render", type=Path, metavar="JSON",
+        help="measure nothing: rewrite OUT from the raw results of an earlier run",
+    )
     args = parser.parse_args(argv)
 
     names = [n for item in (args.targets or []) for n in item.split(",") if n]
@@ -520,6 +525,7 @@ def parse_args(argv: Sequence[str] | None) -> Settings:
         out=args.out,
         json_out=args.json or args.out.with_suffix(".json"),
         quick=args.quick,
+        render=args.render,
     )
 
 
@@ -534,8 +540,24 @@ def plan(settings: Settings, available: list[TargetSpec]) -> Iterator[tuple[int,
                         yield repeat, scenario, mode, spec
 
 
+def dump_results(data: dict[str, Any]) -> str:
+    """The raw results as JSON, one run per line (readable diffs, no indentation bloat)."""
+    head = {k: v for k, v in data.items() if k != "runs"}
+    lines = [json.dumps(head, default=str)[:-1] + ', "runs": [']
+    lines += [json.dumps(run, default=str) + "," for run in data["runs"]]
+    if data["runs"]:
+        lines[-1] = lines[-1][:-1]
+    lines.append("]}")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     settings = parse_args(argv)
+    if settings.render is not None:
+        saved = json.loads(settings.render.read_text(encoding="utf-8"))
+        settings.out.write_text(render_markdown(saved), encoding="utf-8")
+        log(f"wrote {settings.out} from {settings.render}")
+        return 0
     started = time.time()
     meta: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(started)),
@@ -606,7 +628,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings.out.parent.mkdir(parents=True, exist_ok=True)
     settings.out.write_text(render_markdown(data), encoding="utf-8")
     if settings.json_out is not None:
-        settings.json_out.write_text(json.dumps(data, indent=1, default=str), encoding="utf-8")
+        settings.json_out.write_text(dump_results(data), encoding="utf-8")
     print(render_summary(data))
     log(f"wrote {settings.out} in {meta['elapsed_s']:.0f} s")
     failed = [r for r in runs if not r.result["verified_ok"]]

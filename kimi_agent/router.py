@@ -96,6 +96,35 @@ class ModelRouter:
     ) -> tuple[ChatCompletion, ModelProfile, str | None]:
         """One non-streamed model call; returns the reply, the model that gave it and why
         that model (None when it was the primary as planned)."""
+        async def call(profile: ModelProfile) -> ChatCompletion:
+            return await client.complete_body(profile.name, build(profile))
+
+        return await self._route(call, prompt_tokens, on_fallback)
+
+    async def stream(
+        self, client: GatewayClient, build: BuildBody, prompt_tokens: int,
+        on_chunk: OnChunk, on_fallback: OnFallback | None = None,
+    ) -> tuple[ChatCompletion, ModelProfile, str | None]:
+        """Like `complete`, streamed: `on_chunk` sees each chunk as it arrives. Falls over only
+        while no chunk with content has been handed to `on_chunk`."""
+        async def call(profile: ModelProfile) -> ChatCompletion:
+            stream = client.stream_body(profile.name, build(profile))
+            try:
+                async for chunk in stream:
+                    await on_chunk(chunk)
+            except GatewayError as error:
+                if stream.started:  # the caller saw part of this reply: no other model now
+                    error.partial = stream.partial
+                    error.fallback_ok = False
+                raise
+            return stream.completion
+
+        return await self._route(call, prompt_tokens, on_fallback)
+
+    async def _route(
+        self, call: Callable[[ModelProfile], Awaitable[ChatCompletion]], prompt_tokens: int,
+        on_fallback: OnFallback | None,
+    ) -> tuple[ChatCompletion, ModelProfile, str | None]:
         plan = self.plan(prompt_tokens)
         reason: str | None = None
         previous: str | None = None
@@ -105,7 +134,7 @@ class ModelRouter:
             if reason:
                 await self._announce(on_fallback, previous, profile, reason)
             try:
-                completion = await client.complete_body(profile.name, build(profile))
+                completion = await call(profile)
             except GatewayError as error:
                 if not error.fallback_ok or position == len(plan) - 1:
                     raise
@@ -114,37 +143,6 @@ class ModelRouter:
                 continue
             self._succeeded(profile)
             return completion, profile, reason
-        raise AssertionError("unreachable: the plan is never empty")
-
-    async def stream(
-        self, client: GatewayClient, build: BuildBody, prompt_tokens: int,
-        on_chunk: OnChunk, on_fallback: OnFallback | None = None,
-    ) -> tuple[ChatCompletion, ModelProfile, str | None]:
-        """Like `complete`, streamed: `on_chunk` sees each chunk as it arrives. Falls over only
-        while no chunk with content has been handed to `on_chunk`."""
-        plan = self.plan(prompt_tokens)
-        reason: str | None = None
-        previous: str | None = None
-        for position, (profile, planned) in enumerate(plan):
-            if planned:
-                reason = planned
-            if reason:
-                await self._announce(on_fallback, previous, profile, reason)
-            stream = client.stream_body(profile.name, build(profile))
-            try:
-                async for chunk in stream:
-                    await on_chunk(chunk)
-            except GatewayError as error:
-                if stream.started:
-                    error.partial = stream.partial
-                    raise
-                if not error.fallback_ok or position == len(plan) - 1:
-                    raise
-                self._failed(profile, error)
-                previous, reason = profile.name, _describe(error)
-                continue
-            self._succeeded(profile)
-            return stream.completion, profile, reason
         raise AssertionError("unreachable: the plan is never empty")
 
 

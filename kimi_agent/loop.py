@@ -302,6 +302,10 @@ class RunLoop(Generic[OutputT]):
 
     async def _finish(self, status: RunStatus, output: Any, finish_reason: str | None
                       ) -> RunResult[OutputT]:
+        """The result; a run that stopped for approval or hand-off has no answer: "" for a
+        text agent, None for structured output."""
+        if output is None and self.agent.output is None:
+            output = ""
         result: RunResult[OutputT] = RunResult(
             output=output,
             run_id=self.run_id, messages=self.messages, new_messages=self.new_messages,

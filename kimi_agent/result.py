@@ -68,7 +68,8 @@ class RunResult(Generic[OutputT]):
 
     `messages` is the whole conversation (history + this run) without the system prompt;
     `new_messages` only what this run added. `status` says why the run ended: an answer, calls
-    waiting for approval (`pending_approvals`), or a hand-off to a human (`handoff`).
+    waiting for approval (`pending_approvals`), or a hand-off to a human (`handoff`); in the
+    last two cases there is no answer yet (`output` is "" for text, None for structured).
     """
 
     output: OutputT

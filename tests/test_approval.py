@@ -185,3 +185,9 @@ async def test_resume_can_stream_and_pending_approvals_are_public(served: Served
     assert "".join(e.text for e in events if isinstance(e, TextDelta)) == run.result.output
     assert run.result.status == "completed"
     assert await served.agent.pending_approvals(served.session) == []
+
+
+async def test_a_run_waiting_for_approval_has_an_empty_text_output(served: Served) -> None:
+    result = await served.agent.run(REFUND_PROMPT, session=served.session)
+    assert result.status == "pending_approval"
+    assert result.output == ""

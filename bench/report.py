@@ -417,6 +417,13 @@ def render_markdown(data: dict[str, Any]) -> str:
     lines += [
         "- Targets: " + "; ".join(f"**{k}** — {v}" for k, v in meta["targets"].items()
                                    if ":" not in k),
+        "- The HTTP client: kimi-agent's GatewayClient moved from httpx 0.28 to httpx2 "
+        "(same API, one import point: `kimi_agent/_http.py`) because of the pool cost in the "
+        "table above: with httpx the non-streamed throughput target at 200 concurrent was "
+        "missed (81–194 conv/s against ≥ 3× the peers); tuning httpx's limits helped one mode "
+        "and hurt the other. Its own pool keeps httpx2's default 100 connections / 20 "
+        "keep-alive (more keep-alive costs CPU, fewer connections would queue requests "
+        "behind slow real replies).",
         "- Method (details in bench/README.md): CPU = user+sys `getrusage` of the client "
         "process over a steady-state window at full concurrency ÷ the conversations completed "
         "in it; memory = growth per conversation held in flight (tools blocked), added 10 at a "

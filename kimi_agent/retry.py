@@ -57,9 +57,6 @@ class RetryPolicy:
         return self.backoff(retry_index)
 
 
-NO_RETRY = RetryPolicy(max_retries=0)
-
-
 def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
     """`Retry-After` in seconds from delta-seconds or an HTTP date; None when absent or bad."""
     value = headers.get("retry-after")

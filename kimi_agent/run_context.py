@@ -8,7 +8,7 @@ call, the usage so far, and a way to end the run with a hand-off to a human.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 from kimi_agent.usage import RunUsage
 
@@ -35,7 +35,6 @@ class RunSignals:
     """Things tools ask of the run while it is under way (shared by every context of a run)."""
 
     handoff: Handoff | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -155,7 +155,6 @@ Message = Annotated[
     SystemMessage | UserMessage | AssistantMessage | ToolMessage, Field(discriminator="role")
 ]
 _message_adapter: TypeAdapter[Message] = TypeAdapter(Message)
-_messages_adapter: TypeAdapter[list[Message]] = TypeAdapter(list[Message])
 
 
 def parse_message(data: Any) -> Message:
@@ -167,10 +166,6 @@ def parse_message(data: Any) -> Message:
 
 def parse_messages(data: Any) -> list[Message]:
     return [parse_message(item) for item in data]
-
-
-def parse_messages_json(data: str | bytes) -> list[Message]:
-    return _messages_adapter.validate_json(data)
 
 
 # --------------------------------------------------------------------------- request

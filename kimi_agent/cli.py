@@ -35,7 +35,7 @@ def _parser() -> argparse.ArgumentParser:
     chat.add_argument("--tools", default=None, help="MODULE[:ATTR] holding the tools")
     chat.add_argument("--deps", default=None,
                       help="MODULE:ATTR: the deps passed to the tools (a zero-argument "
-                           "function is called), e.g. examples.customer_service:chat_deps")
+                           "function is called), e.g. kimi_agent_tools.demo:chat_deps")
     chat.add_argument("--session", default=None,
                       help="session id: keep the conversation in SQLite and continue it later "
                            "(without it the chat is not saved)")
@@ -109,12 +109,12 @@ def _simulate(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     try:
-        from examples.customer_service.cli import run_demo
+        from kimi_agent_tools.demo.cli import run_demo
     except ImportError as error:
-        if not (error.name or "").startswith("examples"):
+        if (error.name or "").split(".")[0] not in ("starlette", "uvicorn", "yaml"):
             raise
-        print("the demo lives in the source repository's examples/ folder: run it from a "
-              f"clone installed with pip install -e '.[sim]' ({error})", file=sys.stderr)
+        print("the offline demo needs the simulator: pip install 'kimi-agent[sim]' "
+              f"({error})", file=sys.stderr)
         return 2
     return run_demo(args)
 

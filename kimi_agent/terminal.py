@@ -1,6 +1,6 @@
 """Showing an agent's run in a terminal: streamed text, tool calls, approvals, usage.
 
-Shared by `kimi-agent chat` and the demo (`examples/customer_service`), so both look alike:
+Shared by `kimi-agent chat` and the demo (`kimi_agent_tools.demo`), so both look alike:
 
     👤 顾客：我的订单 A1024 到哪了？
     🤖 客服：好的，我帮您查一下。

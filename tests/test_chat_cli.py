@@ -82,7 +82,7 @@ turns:
 def test_pending_approvals_are_asked_at_the_prompt(tmp_path: Path) -> None:
     script = tmp_path / "refund.yaml"
     script.write_text(SCRIPT, encoding="utf-8")
-    args = ("--tools", "tools", "--deps", "examples.customer_service:chat_deps",
+    args = ("--tools", "kimi_agent_tools", "--deps", "kimi_agent_tools.demo:chat_deps",
             "--sim-script", str(script), "--session", "r", "--db", str(tmp_path / "c.db"))
     code, out, err = chat(tmp_path, *args, stdin="申请退款\ny\n申请退款\nn\nexit\n")
     assert code == 0, err
@@ -95,7 +95,7 @@ def test_pending_approvals_are_asked_at_the_prompt(tmp_path: Path) -> None:
 def test_undecided_approvals_are_asked_again(tmp_path: Path) -> None:
     script = tmp_path / "refund.yaml"
     script.write_text(SCRIPT, encoding="utf-8")
-    args = ("--tools", "tools", "--deps", "examples.customer_service:chat_deps",
+    args = ("--tools", "kimi_agent_tools", "--deps", "kimi_agent_tools.demo:chat_deps",
             "--sim-script", str(script), "--session", "r", "--db", str(tmp_path / "c.db"))
     # end of input at the question: the call stays pending in the session ...
     code, out, err = chat(tmp_path, *args, stdin="申请退款\n")
@@ -146,7 +146,7 @@ def test_ctrl_c_stops_the_reply_and_keeps_the_session(tmp_path: Path) -> None:
 
 
 def test_tools_prints_the_schemas_as_json(tmp_path: Path) -> None:
-    done = run_cli(tmp_path, "tools", "tools")
+    done = run_cli(tmp_path, "tools", "kimi_agent_tools")
     assert done.returncode == 0, done.stderr
     schemas = json.loads(done.stdout)
     names = {s["function"]["name"] for s in schemas}
@@ -162,16 +162,16 @@ def test_tools_prints_the_schemas_as_json(tmp_path: Path) -> None:
 
 
 def test_tools_with_an_attribute(tmp_path: Path) -> None:
-    done = run_cli(tmp_path, "tools", "tools:faq_search")
+    done = run_cli(tmp_path, "tools", "kimi_agent_tools:faq_search")
     assert done.returncode == 0, done.stderr
     assert [s["function"]["name"] for s in json.loads(done.stdout)] == ["faq_search"]
 
 
 @pytest.mark.parametrize(("target", "message"), [
     ("no_such_module_xyz", "cannot import module 'no_such_module_xyz'"),
-    ("tools:no_such_tool", "has no attribute 'no_such_tool'"),
+    ("kimi_agent_tools:no_such_tool", "has no attribute 'no_such_tool'"),
     ("json", "defines no tools"),
-    ("tools/orders.py", "give a module name, not a file: tools.orders"),
+    ("kimi_agent_tools/orders.py", "give a module name, not a file: kimi_agent_tools.orders"),
 ])
 def test_tools_errors_are_clear(tmp_path: Path, target: str, message: str) -> None:
     done = run_cli(tmp_path, "tools", target)

@@ -150,7 +150,8 @@ def test_ctrl_c_keeps_the_session(tmp_path: Path) -> None:
 def test_with_a_key_the_same_bot_runs_on_the_configured_gateway(tmp_path: Path) -> None:
     """BYTESPIKE_API_KEY set: the demo uses the gateway from the environment — here a
     simulator standing in for it — and still says that approvals are given by the demo."""
-    from examples.customer_service.scenario import shop_responder
+    from kimi_agent_tools.demo.scenario import shop_responder
+
     from kimi_agent.testing import GatewaySimulator
 
     sim = GatewaySimulator(responder=shop_responder, api_key="test-key")
@@ -169,9 +170,9 @@ def test_a_refund_left_waiting_is_decided_first(tmp_path: Path) -> None:
     """A demo stopped while the refund waited for approval: the next run settles it before
     the customer's new message (the run could not continue otherwise)."""
     import anyio
+    from kimi_agent_tools.demo import build_agent, make_deps
+    from kimi_agent_tools.demo.scenario import FIRST_VISIT, shop_responder
 
-    from examples.customer_service import build_agent, make_deps
-    from examples.customer_service.scenario import FIRST_VISIT, shop_responder
     from kimi_agent import GatewayClient, SQLiteSession
     from kimi_agent.testing import GatewaySimulator
 

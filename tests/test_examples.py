@@ -16,9 +16,9 @@ from typing import Any
 import anyio
 import httpx
 import pytest
+from kimi_agent_tools.demo import build_agent, make_deps
+from kimi_agent_tools.demo.scenario import FIRST_VISIT, RETURNING_VISIT, shop_responder
 
-from examples.customer_service import build_agent, make_deps
-from examples.customer_service.scenario import FIRST_VISIT, RETURNING_VISIT, shop_responder
 from examples.web_service import KeyedLocks, create_app
 from examples.workflow import SCRIPT, StopRequested, run_workflow
 from kimi_agent import GatewayClient, SQLiteSession

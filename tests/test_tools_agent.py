@@ -11,17 +11,17 @@ import json
 from pathlib import Path
 
 import pytest
-
-from kimi_agent import Agent, GatewayClient, MemorySession
-from kimi_agent.testing import GatewaySimulator, Reply, SimRequest
-from tests.simkit import sim_client
-from tools import (
+from kimi_agent_tools import (
     CUSTOMER_SERVICE_TOOLS,
     FaqEntry,
     KnowledgeBase,
     OrderStore,
     ShopDeps,
 )
+
+from kimi_agent import Agent, GatewayClient, MemorySession
+from kimi_agent.testing import GatewaySimulator, Reply, SimRequest
+from tests.simkit import sim_client
 
 pytestmark = pytest.mark.anyio
 

@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from kimi_agent_tools import InvalidInputError, calculate, calculator
+from kimi_agent_tools.calculator import MAX_EXPRESSION_LENGTH, evaluate, normalize
 
 from kimi_agent import Tool
 from kimi_agent.dialect import check_moonshot
-from tools import InvalidInputError, calculate, calculator
-from tools.calculator import MAX_EXPRESSION_LENGTH, evaluate, normalize
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from kimi_agent_tools import FaqEntry, KnowledgeBase, faq_search
+from kimi_agent_tools.faq import tokenize
 
 from kimi_agent import RunContext, Tool
 from kimi_agent.dialect import check_moonshot
-from tools import FaqEntry, KnowledgeBase, faq_search
-from tools.faq import tokenize
 
 SHOP_FAQ_MD = """\
 # 售后服务

@@ -8,12 +8,12 @@ from typing import Any, get_args
 from zoneinfo import ZoneInfoNotFoundError
 
 import pytest
+from kimi_agent_tools import InvalidInputError, current_time, handoff_to_human
+from kimi_agent_tools import clock as clock_module
+from kimi_agent_tools.handoff import HANDOFF_REASON_TEXT, HandoffReason
 
 from kimi_agent import RunContext, Tool
 from kimi_agent.dialect import check_moonshot
-from tools import InvalidInputError, current_time, handoff_to_human
-from tools import clock as clock_module
-from tools.handoff import HANDOFF_REASON_TEXT, HandoffReason
 
 # --------------------------------------------------------------------------- hand-off
 

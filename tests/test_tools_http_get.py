@@ -17,12 +17,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from kimi_agent_tools import InvalidInputError, RefusedError, ToolFailure, make_http_get
+from kimi_agent_tools import http_get as http_get_module
+from kimi_agent_tools.http_get import HttpGetPolicy
 
 from kimi_agent import Tool
 from kimi_agent.dialect import check_moonshot
-from tools import InvalidInputError, RefusedError, ToolFailure, make_http_get
-from tools import http_get as http_get_module
-from tools.http_get import HttpGetPolicy
 
 pytestmark = pytest.mark.anyio
 

@@ -7,10 +7,7 @@ import threading
 from pathlib import Path
 
 import pytest
-
-from kimi_agent import RunContext, Tool
-from kimi_agent.dialect import check_moonshot
-from tools import (
+from kimi_agent_tools import (
     InvalidInputError,
     KnowledgeBase,
     NotFoundError,
@@ -22,6 +19,9 @@ from tools import (
     open_ticket,
     request_refund,
 )
+
+from kimi_agent import RunContext, Tool
+from kimi_agent.dialect import check_moonshot
 
 
 @pytest.fixture

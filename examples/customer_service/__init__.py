@@ -1,17 +1,6 @@
-"""The Chinese customer-service bot of `kimi-agent demo`.
+"""The customer-service bot, as a program of your own would use it.
 
-网店智能客服示例。`bot` holds the agent (instructions, tools, deps), `knowledge/` the FAQ
-files, `scenario` the scripted conversation for the simulator, `cli` the terminal demo.
+网店智能客服示例。The bot itself (instructions, tools, knowledge base, demo orders) ships in
+the wheel as `kimi_agent_tools.demo`, so `kimi-agent demo` works after `pip install`; this
+folder is the short, readable program that builds on it: `python -m examples.customer_service`.
 """
-
-from examples.customer_service.bot import (
-    DEMO_CUSTOMER,
-    INSTRUCTIONS,
-    KNOWLEDGE_DIR,
-    build_agent,
-    chat_deps,
-    make_deps,
-)
-
-__all__ = ["DEMO_CUSTOMER", "INSTRUCTIONS", "KNOWLEDGE_DIR", "build_agent", "chat_deps",
-           "make_deps"]

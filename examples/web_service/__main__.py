@@ -28,7 +28,8 @@ def _gateway() -> Iterator[tuple[str | None, str | None]]:
         print("在线：使用真实网关 (running on the real gateway)")
         yield None, None
         return
-    from examples.customer_service.scenario import shop_responder
+    from kimi_agent_tools.demo.scenario import shop_responder
+
     from kimi_agent.testing import GatewaySimulator
 
     sim = GatewaySimulator(responder=shop_responder)

@@ -31,15 +31,15 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+from kimi_agent_tools import ShopDeps
+from kimi_agent_tools.demo.bot import build_agent, make_deps
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from examples.customer_service.bot import build_agent, make_deps
 from kimi_agent import Agent, GatewayClient, RunResult, SQLiteStore
 from kimi_agent.errors import ApprovalError, KimiAgentError
-from tools import ShopDeps
 
 __all__ = ["KeyedLocks", "ShopService", "create_app"]
 

@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from kimi_agent_tools import KnowledgeBase, OrderStore, ShopDeps, get_order, open_ticket
 from pydantic import BaseModel, Field
 
 from kimi_agent import Agent, GatewayClient, RunResult, RunUsage
-from tools import KnowledgeBase, OrderStore, ShopDeps, get_order, open_ticket
 
 __all__ = [
     "INBOX",

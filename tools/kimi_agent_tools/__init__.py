@@ -18,23 +18,23 @@ Binding: tools that need data read it from the run's deps through small protocol
 (`HasKnowledgeBase`, `HasOrderStore`); `ShopDeps` satisfies both. `http_get` is configured
 by its factory instead, because its allow-list is policy, not per-run data.
 
-Errors: see `tools.errors` — bad input raises (the model reads the message), a search with
-no hits returns an empty result.
+Errors: see `kimi_agent_tools.errors` — bad input raises (the model reads the message), a
+search with no hits returns an empty result.
 
 The framework never imports this package.
 """
 
 from __future__ import annotations
 
-from tools.calculator import calculate
-from tools.clock import current_time
-from tools.deps import ShopDeps
-from tools.errors import InvalidInputError, NotFoundError, RefusedError, ToolFailure
-from tools.faq import FaqEntry, FaqHit, HasKnowledgeBase, KnowledgeBase, faq_search
-from tools.handoff import HandoffReason, handoff_to_human
-from tools.http_get import HttpGetPolicy, make_http_get
-from tools.order_store import OrderStore
-from tools.orders import (
+from kimi_agent_tools.calculator import calculate
+from kimi_agent_tools.clock import current_time
+from kimi_agent_tools.deps import ShopDeps
+from kimi_agent_tools.errors import InvalidInputError, NotFoundError, RefusedError, ToolFailure
+from kimi_agent_tools.faq import FaqEntry, FaqHit, HasKnowledgeBase, KnowledgeBase, faq_search
+from kimi_agent_tools.handoff import HandoffReason, handoff_to_human
+from kimi_agent_tools.http_get import HttpGetPolicy, make_http_get
+from kimi_agent_tools.order_store import OrderStore
+from kimi_agent_tools.orders import (
     HasOrderStore,
     TicketCategory,
     get_order,

@@ -16,8 +16,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from tools.faq import KnowledgeBase
-from tools.order_store import OrderStore
+from kimi_agent_tools.faq import KnowledgeBase
+from kimi_agent_tools.order_store import OrderStore
 
 __all__ = ["ShopDeps"]
 

@@ -1,13 +1,13 @@
-"""Order, shipping, ticket and refund tools, backed by `tools.order_store.OrderStore`.
+"""Order, shipping, ticket and refund tools, backed by `kimi_agent_tools.order_store.OrderStore`.
 
 订单工具。The tools read the store from the run's deps: any object with an `order_store`
 attribute (`HasOrderStore`), e.g. `tools.ShopDeps`. If the deps also have a `customer_id`
 that is not None, the tools only see that customer's orders (others are "not found"), which
 is what a bot talking to one signed-in customer wants.
 
-Errors follow `tools.errors`: an unknown order is a `NotFoundError`, a refund that cannot be
-made a `RefusedError`, bad arguments an `InvalidInputError` — each with a Chinese + English
-message the model can pass on. An order that has not shipped is not an error: the shipping
+Errors follow `kimi_agent_tools.errors`: an unknown order is a `NotFoundError`, a refund that
+cannot be made a `RefusedError`, bad arguments an `InvalidInputError` — each with a Chinese +
+English message the model can pass on. An order that has not shipped is not an error: the shipping
 tool says ``"shipped": false``.
 
 The store is blocking SQLite; the tools are ordinary functions, which the executor runs in
@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import Any, Literal, Protocol
 
 from kimi_agent import RunContext, tool
-from tools.order_store import OrderStore
+from kimi_agent_tools.order_store import OrderStore
 
 __all__ = [
     "HasOrderStore",

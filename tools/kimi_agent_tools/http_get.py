@@ -3,7 +3,7 @@
 网页读取。A model that can fetch any URL can be talked into reading internal services
 (server-side request forgery). So the tool is made by a factory that fixes the policy:
 
-    from tools import make_http_get
+    from kimi_agent_tools import make_http_get
     http_get = make_http_get(["api.example.com", "*.example.cn"], timeout=5, max_bytes=50_000)
 
 and every request, including every redirect hop, must pass these checks:
@@ -24,7 +24,7 @@ and every request, including every redirect hop, must pass these checks:
 Proxy settings from the environment are ignored (a proxy would connect on our behalf and
 defeat the address check). Non-2xx answers are results, not errors: the model sees the
 status. Refusals raise `RefusedError`, malformed URLs `InvalidInputError`, timeouts and
-network failures `ToolFailure` (see `tools.errors`).
+network failures `ToolFailure` (see `kimi_agent_tools.errors`).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ import anyio
 import httpx
 
 from kimi_agent import Tool, tool
-from tools.errors import InvalidInputError, RefusedError, ToolFailure
+from kimi_agent_tools.errors import InvalidInputError, RefusedError, ToolFailure
 
 __all__ = ["HttpGetPolicy", "make_http_get"]
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from kimi_agent import Agent, GatewayClient
-from tools import (
+from kimi_agent_tools import (
     CUSTOMER_SERVICE_TOOLS,
     FaqEntry,
     FaqHit,
@@ -143,7 +143,7 @@ def make_deps(orders_db: str | Path, *, customer_id: str | None = DEMO_CUSTOMER,
 def chat_deps() -> ShopDeps:
     """Deps for trying the shop tools in `kimi-agent chat`, on the demo's order file:
 
-        kimi-agent chat --tools tools --deps examples.customer_service:chat_deps
+        kimi-agent chat --tools kimi_agent_tools --deps kimi_agent_tools.demo:chat_deps
     """
     from kimi_agent.terminal import user_data_dir
 

@@ -18,7 +18,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from kimi_agent import tool
-from tools.errors import InvalidInputError
+from kimi_agent_tools.errors import InvalidInputError
 
 __all__ = ["WEEKDAYS", "ZONE_ALIASES", "current_time", "now_in", "resolve_zone"]
 

@@ -1,8 +1,8 @@
 """`OrderStore`: orders, shipments, tickets and refunds of a small online shop, in SQLite.
 
-订单库。The store behind the order tools (`tools.orders`). It uses only the standard library's
-`sqlite3` and is safe to share between threads and processes: every operation opens its own
-connection and runs in one transaction (writes take the write lock up front with
+订单库。The store behind the order tools (`kimi_agent_tools.orders`). It uses only the standard
+library's `sqlite3` and is safe to share between threads and processes: every operation opens its
+own connection and runs in one transaction (writes take the write lock up front with
 ``BEGIN IMMEDIATE``, so "check the refundable amount, then record the refund" cannot race),
 and the database runs in WAL mode so readers never wait for writers. The schema is created
 on first use.
@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from kimi_agent.sqlite_session import enable_wal
-from tools._demo_orders import insert_demo_orders
-from tools.errors import InvalidInputError, NotFoundError, RefusedError
+from kimi_agent_tools._demo_orders import insert_demo_orders
+from kimi_agent_tools.errors import InvalidInputError, NotFoundError, RefusedError
 
 __all__ = ["ORDER_STATUS_TEXT", "SHIPMENT_STATUS_TEXT", "OrderStore", "format_yuan", "to_fen"]
 

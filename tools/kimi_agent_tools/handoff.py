@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from kimi_agent import RunContext, tool
-from tools.errors import InvalidInputError
+from kimi_agent_tools.errors import InvalidInputError
 
 __all__ = ["HANDOFF_REASON_TEXT", "HandoffReason", "handoff_to_human"]
 

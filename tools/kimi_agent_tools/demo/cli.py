@@ -20,8 +20,6 @@ from typing import Any
 
 import anyio
 
-from examples.customer_service.bot import DEMO_CUSTOMER, build_agent, make_deps
-from examples.customer_service.scenario import FIRST_VISIT, RETURNING_VISIT
 from kimi_agent import (
     Agent,
     GatewayClient,
@@ -37,6 +35,8 @@ from kimi_agent.terminal import (
     usage_summary,
     user_data_dir,
 )
+from kimi_agent_tools.demo.bot import DEMO_CUSTOMER, build_agent, make_deps
+from kimi_agent_tools.demo.scenario import FIRST_VISIT, RETURNING_VISIT
 
 __all__ = ["default_db", "run_demo"]
 
@@ -101,8 +101,8 @@ async def _gateway(demo: Demo) -> AsyncIterator[GatewayClient]:
             yield client
         return
     try:
-        from examples.customer_service.scenario import shop_responder
         from kimi_agent.testing import GatewaySimulator, Latency
+        from kimi_agent_tools.demo.scenario import shop_responder
     except ImportError:
         raise ValueError("the offline demo needs the simulator: pip install -e '.[sim]' "
                          "(or set BYTESPIKE_API_KEY to use the real gateway)") from None
@@ -206,7 +206,7 @@ async def _leftover_approvals(demo: Demo, agent: Agent[str], session: SQLiteSess
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m examples.customer_service` — the same as `kimi-agent demo`."""
+    """`python -m kimi_agent_tools.demo` — the same as `kimi-agent demo`."""
     from kimi_agent.cli import main as cli_main
 
     return cli_main(["demo", *(argv if argv is not None else sys.argv[1:])])

@@ -32,7 +32,7 @@ from decimal import Decimal
 from typing import Any
 
 from kimi_agent import tool
-from tools.errors import InvalidInputError
+from kimi_agent_tools.errors import InvalidInputError
 
 __all__ = ["MAX_EXPONENT", "MAX_EXPRESSION_LENGTH", "calculate", "evaluate", "normalize"]
 

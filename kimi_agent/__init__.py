@@ -1,7 +1,12 @@
 """kimi-agent: tool-using agents on Moonshot's Kimi models.
 
 Public names are imported lazily, so `import kimi_agent` stays cheap and a program pays only
-for the parts it uses.
+for the parts it uses. The rooms of the package (see the architecture page of the docs):
+`kimi_agent.tooling` (tools and their schemas), `kimi_agent.gateway` (HTTP to the gateway),
+`kimi_agent.models` (model profiles and routing), `kimi_agent.sessions` (conversations that
+persist), `kimi_agent.agent` (the agent and its loop), `kimi_agent.cli` (the command) and
+`kimi_agent.testing` (the gateway simulator); `kimi_agent.wire`, `kimi_agent.events` and
+`kimi_agent.errors` hold the protocol types, the stream events and the error classes.
 """
 
 from __future__ import annotations
@@ -11,60 +16,98 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-# `tool` is also the name of the submodule `kimi_agent.tool`: importing that submodule would
-# rebind the package attribute to the module, so the decorator is bound here, eagerly.
-from kimi_agent.tool import Tool, ToolRegistry, tool
-
 _EXPORTS: dict[str, str] = {
-    # tools
-    "RunContext": "kimi_agent.run_context",
-    "Handoff": "kimi_agent.run_context",
-    # the gateway
-    "GatewayClient": "kimi_agent.gateway",
-    "RetryPolicy": "kimi_agent.retry",
-    "ModelProfile": "kimi_agent.models",
-    "register_model": "kimi_agent.models",
-    # the loop
-    "Agent": "kimi_agent.agent",
-    "RunResult": "kimi_agent.result",
-    "StepRecord": "kimi_agent.result",
-    "ToolCallRecord": "kimi_agent.result",
-    "PendingApproval": "kimi_agent.result",
-    "ModelRouter": "kimi_agent.router",
-    "RunUsage": "kimi_agent.usage",
-    "UsageLimits": "kimi_agent.usage",
-    # sessions
-    "Session": "kimi_agent.sessions",
-    "MemorySession": "kimi_agent.sessions",
-    "SQLiteSession": "kimi_agent.sessions",
-    "SQLiteStore": "kimi_agent.sqlite_session",
-    "TrimPolicy": "kimi_agent.context",
-    "KeepRecentTurns": "kimi_agent.context",
-    # logs
-    "configure_logging": "kimi_agent.log",
+    "tool": "kimi_agent.tooling._tool",
+    "Tool": "kimi_agent.tooling._tool",
+    "ToolRegistry": "kimi_agent.tooling._tool",
+    "RunContext": "kimi_agent.tooling._run_context",
+    "Handoff": "kimi_agent.tooling._run_context",
+    "GatewayClient": "kimi_agent.gateway._client",
+    "RetryPolicy": "kimi_agent.gateway._retry",
+    "ModelProfile": "kimi_agent.models._profiles",
+    "register_model": "kimi_agent.models._profiles",
+    "ModelRouter": "kimi_agent.models._router",
+    "Agent": "kimi_agent.agent._agent",
+    "RunResult": "kimi_agent.agent._result",
+    "StepRecord": "kimi_agent.agent._result",
+    "ToolCallRecord": "kimi_agent.tooling._records",
+    "PendingApproval": "kimi_agent.agent._result",
+    "RunUsage": "kimi_agent._usage",
+    "UsageLimits": "kimi_agent._usage",
+    "Session": "kimi_agent.sessions._protocol",
+    "MemorySession": "kimi_agent.sessions._protocol",
+    "SQLiteSession": "kimi_agent.sessions._sqlite",
+    "SQLiteStore": "kimi_agent.sessions._sqlite",
+    "TrimPolicy": "kimi_agent.sessions._trim",
+    "KeepRecentTurns": "kimi_agent.sessions._trim",
+    "configure_logging": "kimi_agent._logging",
 }
+_EXPORTS.update(dict.fromkeys((
+    "KimiAgentError", "ConfigurationError", "ToolError", "ToolDefinitionError",
+    "DuplicateToolError", "ToolCallError", "UnknownToolError", "ToolArgumentError",
+    "ToolTimeoutError", "GatewayError", "MissingAPIKeyError", "BadRequestError",
+    "ContextLengthError", "ContentFilterError", "AuthenticationError", "PaymentRequiredError",
+    "NotFoundError", "RateLimitError", "QuotaExceededError", "ServerError",
+    "GatewayTimeoutError", "GatewayConnectionError", "IncompleteStreamError",
+    "ResponseFormatError", "RunError", "MaxStepsExceededError", "UsageLimitExceededError",
+    "ToolRetriesExceededError", "OutputLengthError", "OutputValidationError",
+    "ModelFailedError", "SessionError", "ApprovalError",
+), "kimi_agent.errors"))
 
 __all__ = [
     "Agent",
+    "ApprovalError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ConfigurationError",
+    "ContentFilterError",
+    "ContextLengthError",
+    "DuplicateToolError",
     "GatewayClient",
+    "GatewayConnectionError",
+    "GatewayError",
+    "GatewayTimeoutError",
     "Handoff",
+    "IncompleteStreamError",
     "KeepRecentTurns",
+    "KimiAgentError",
+    "MaxStepsExceededError",
     "MemorySession",
+    "MissingAPIKeyError",
+    "ModelFailedError",
     "ModelProfile",
     "ModelRouter",
+    "NotFoundError",
+    "OutputLengthError",
+    "OutputValidationError",
+    "PaymentRequiredError",
     "PendingApproval",
+    "QuotaExceededError",
+    "RateLimitError",
+    "ResponseFormatError",
     "RetryPolicy",
     "RunContext",
+    "RunError",
     "RunResult",
     "RunUsage",
     "SQLiteSession",
     "SQLiteStore",
+    "ServerError",
     "Session",
+    "SessionError",
     "StepRecord",
     "Tool",
+    "ToolArgumentError",
+    "ToolCallError",
     "ToolCallRecord",
+    "ToolDefinitionError",
+    "ToolError",
     "ToolRegistry",
+    "ToolRetriesExceededError",
+    "ToolTimeoutError",
     "TrimPolicy",
+    "UnknownToolError",
+    "UsageLimitExceededError",
     "UsageLimits",
     "__version__",
     "configure_logging",
@@ -73,18 +116,55 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from kimi_agent.agent import Agent
-    from kimi_agent.context import KeepRecentTurns, TrimPolicy
-    from kimi_agent.gateway import GatewayClient
-    from kimi_agent.log import configure_logging
-    from kimi_agent.models import ModelProfile, register_model
-    from kimi_agent.result import PendingApproval, RunResult, StepRecord, ToolCallRecord
-    from kimi_agent.retry import RetryPolicy
-    from kimi_agent.router import ModelRouter
-    from kimi_agent.run_context import Handoff, RunContext
-    from kimi_agent.sessions import MemorySession, Session, SQLiteSession
-    from kimi_agent.sqlite_session import SQLiteStore
-    from kimi_agent.usage import RunUsage, UsageLimits
+    from kimi_agent._logging import configure_logging
+    from kimi_agent._usage import RunUsage, UsageLimits
+    from kimi_agent.agent._agent import Agent
+    from kimi_agent.agent._result import PendingApproval, RunResult, StepRecord
+    from kimi_agent.errors import (
+        ApprovalError,
+        AuthenticationError,
+        BadRequestError,
+        ConfigurationError,
+        ContentFilterError,
+        ContextLengthError,
+        DuplicateToolError,
+        GatewayConnectionError,
+        GatewayError,
+        GatewayTimeoutError,
+        IncompleteStreamError,
+        KimiAgentError,
+        MaxStepsExceededError,
+        MissingAPIKeyError,
+        ModelFailedError,
+        NotFoundError,
+        OutputLengthError,
+        OutputValidationError,
+        PaymentRequiredError,
+        QuotaExceededError,
+        RateLimitError,
+        ResponseFormatError,
+        RunError,
+        ServerError,
+        SessionError,
+        ToolArgumentError,
+        ToolCallError,
+        ToolDefinitionError,
+        ToolError,
+        ToolRetriesExceededError,
+        ToolTimeoutError,
+        UnknownToolError,
+        UsageLimitExceededError,
+    )
+    from kimi_agent.gateway._client import GatewayClient
+    from kimi_agent.gateway._retry import RetryPolicy
+    from kimi_agent.models._profiles import ModelProfile, register_model
+    from kimi_agent.models._router import ModelRouter
+    from kimi_agent.sessions._protocol import MemorySession, Session
+    from kimi_agent.sessions._sqlite import SQLiteSession, SQLiteStore
+    from kimi_agent.sessions._trim import KeepRecentTurns, TrimPolicy
+    from kimi_agent.tooling._records import ToolCallRecord
+    from kimi_agent.tooling._run_context import Handoff, RunContext
+    from kimi_agent.tooling._tool import Tool, ToolRegistry, tool
 
 
 def __getattr__(name: str) -> Any:

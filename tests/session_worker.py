@@ -37,7 +37,7 @@ import anyio
 import anyio.abc
 
 from kimi_agent import Agent, GatewayClient, RetryPolicy, RunContext, tool
-from kimi_agent.sqlite_session import SQLiteSession, SQLiteStore
+from kimi_agent.sessions._sqlite import SQLiteSession, SQLiteStore
 from kimi_agent.testing import GatewaySimulator, Reply, SimRequest
 from kimi_agent.wire import AssistantMessage, Message, ToolMessage, UserMessage
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kimi_agent import Agent, tool
+from kimi_agent.agent._events import FallbackActivated, TextDelta
 from kimi_agent.errors import (
     AuthenticationError,
     BadRequestError,
@@ -12,7 +13,6 @@ from kimi_agent.errors import (
     PaymentRequiredError,
     QuotaExceededError,
 )
-from kimi_agent.events import FallbackActivated, TextDelta
 from kimi_agent.testing import GatewaySimulator, Reply, SimRequest
 from tests.simkit import sim_client
 

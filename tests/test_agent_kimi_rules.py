@@ -9,8 +9,8 @@ import pytest
 from pydantic import BaseModel, Field
 
 from kimi_agent import Agent, tool
-from kimi_agent.errors import OutputLengthError, OutputValidationError
-from kimi_agent.events import (
+from kimi_agent._logging import configure_logging, disable_logging
+from kimi_agent.agent._events import (
     ReasoningDelta,
     RunFinished,
     RunStarted,
@@ -19,7 +19,7 @@ from kimi_agent.events import (
     ToolCallFinished,
     ToolCallStarted,
 )
-from kimi_agent.log import configure_logging, disable_logging
+from kimi_agent.errors import OutputLengthError, OutputValidationError
 from kimi_agent.testing import GatewaySimulator, Reply, SimRequest, ToolCallSpec
 from tests.simkit import sim_client
 

@@ -18,7 +18,7 @@ import pytest
 
 from kimi_agent import Agent, GatewayClient
 from kimi_agent.errors import ApprovalError
-from kimi_agent.sqlite_session import SQLiteSession
+from kimi_agent.sessions._sqlite import SQLiteSession
 from kimi_agent.testing import GatewaySimulator, Reply, SimRequest
 from kimi_agent.wire import AssistantMessage, ToolMessage, UserMessage
 from tests.session_worker import agent_for, all_accepted, responder, run_worker
@@ -170,7 +170,7 @@ async def test_hand_off_ends_the_run_with_a_routable_status(served: Served) -> N
 
 
 async def test_resume_can_stream_and_pending_approvals_are_public(served: Served) -> None:
-    from kimi_agent.events import RunFinished, RunStarted, TextDelta, ToolCallFinished
+    from kimi_agent.agent._events import RunFinished, RunStarted, TextDelta, ToolCallFinished
 
     result = await served.agent.run(REFUND_PROMPT, session=served.session)
     pending = await served.agent.pending_approvals(served.session)

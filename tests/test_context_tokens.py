@@ -15,14 +15,14 @@ from typing import Any
 
 import pytest
 
-from kimi_agent.models import KIMI_K2_5, KIMI_K2_6
-from kimi_agent.tokens import (
+from kimi_agent._tokens import (
     MESSAGE_OVERHEAD,
     estimate_text,
     estimate_tools,
     estimate_wire_message,
     estimate_wire_messages,
 )
+from kimi_agent.models._profiles import KIMI_K2_5, KIMI_K2_6
 
 PROXIES = ("deepseek-v3", "qwen-3", "minimax-m3", "glm-4")
 

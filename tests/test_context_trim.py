@@ -12,11 +12,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kimi_agent import Agent, KeepRecentTurns, MemorySession, TrimPolicy
-from kimi_agent.context import blocks
-from kimi_agent.models import KIMI_K2_5, ModelProfile
-from kimi_agent.sqlite_session import SQLiteSession
+from kimi_agent._tokens import estimate_tools, estimate_wire_message, estimate_wire_messages
+from kimi_agent.models._profiles import KIMI_K2_5, ModelProfile
+from kimi_agent.sessions._sqlite import SQLiteSession
+from kimi_agent.sessions._trim import blocks
 from kimi_agent.testing import GatewaySimulator
-from kimi_agent.tokens import estimate_tools, estimate_wire_message, estimate_wire_messages
 from kimi_agent.wire import (
     AssistantMessage,
     FunctionCall,

@@ -9,7 +9,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from kimi_agent.dialect import check_moonshot, check_tool_name, to_moonshot
+from kimi_agent.tooling._dialect import check_moonshot, check_tool_name, to_moonshot
 
 
 def _ok(schema: dict[str, Any]) -> dict[str, Any]:

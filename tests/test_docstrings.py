@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kimi_agent.docstrings import Docstring, parse_docstring
+from kimi_agent.tooling._docstrings import Docstring, parse_docstring
 
 GOOGLE = '''查询订单状态，返回物流信息。
 

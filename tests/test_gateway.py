@@ -394,7 +394,7 @@ async def test_borrowed_http_client_is_left_open() -> None:
 async def test_each_request_is_logged_with_ids_tokens_and_no_secret() -> None:
     import io
 
-    from kimi_agent.log import configure_logging, disable_logging
+    from kimi_agent._logging import configure_logging, disable_logging
 
     buffer = io.StringIO()
     configure_logging("DEBUG", json=True, stream=buffer)

@@ -16,8 +16,14 @@ from kimi_agent.errors import (
     RateLimitError,
     ServerError,
 )
-from kimi_agent.models import KIMI_K2_5, KIMI_K2_6, ModelProfile, ModelProfiles, get_profile
-from kimi_agent.retry import RetryPolicy, parse_retry_after
+from kimi_agent.gateway._retry import RetryPolicy, parse_retry_after
+from kimi_agent.models._profiles import (
+    KIMI_K2_5,
+    KIMI_K2_6,
+    ModelProfile,
+    ModelProfiles,
+    get_profile,
+)
 
 
 @given(st.integers(min_value=0, max_value=30), st.floats(min_value=0, max_value=1))

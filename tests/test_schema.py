@@ -18,9 +18,9 @@ from pydantic import BaseModel, Field
 from typing_extensions import TypedDict
 
 from kimi_agent import RunContext, tool
-from kimi_agent.dialect import check_moonshot
 from kimi_agent.errors import ConfigurationError, ToolDefinitionError
-from kimi_agent.schema import function_schema, output_schema
+from kimi_agent.tooling._dialect import check_moonshot
+from kimi_agent.tooling._schema import function_schema, output_schema
 
 
 class Color(enum.Enum):

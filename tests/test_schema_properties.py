@@ -27,7 +27,7 @@ from pydantic_core import to_jsonable_python
 from typing_extensions import TypedDict
 
 from kimi_agent import tool
-from kimi_agent.dialect import check_moonshot
+from kimi_agent.tooling._dialect import check_moonshot
 
 
 class Size(enum.Enum):

@@ -12,7 +12,7 @@ import pytest
 import kimi_agent
 from kimi_agent import sessions
 from kimi_agent.errors import SessionError
-from kimi_agent.sqlite_session import SCHEMA_VERSION, SQLiteSession, SQLiteStore
+from kimi_agent.sessions._sqlite import SCHEMA_VERSION, SQLiteSession, SQLiteStore
 from kimi_agent.wire import (
     AssistantMessage,
     Message,

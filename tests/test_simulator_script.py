@@ -226,7 +226,7 @@ async def test_a_responder_answers_what_the_script_does_not():
 
 def text_for(script: Script, model: str, messages: list[dict[str, Any]]) -> str | None:
     """The text the script answers a request with, matched without a server."""
-    from kimi_agent.models import get_profile
+    from kimi_agent.models._profiles import get_profile
     from kimi_agent.testing import SimRequest
 
     view = SimRequest(

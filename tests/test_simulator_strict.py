@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
+from kimi_agent._tokens import estimate_text
 from kimi_agent.testing import GatewaySimulator
-from kimi_agent.tokens import estimate_text
 
 pytestmark = pytest.mark.anyio
 

@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field
 
 from kimi_agent import RunContext, Tool, tool
 from kimi_agent.errors import ToolArgumentError, ToolDefinitionError
-from kimi_agent.tool import format_result
+from kimi_agent.tooling._tool import format_result
 
 pytestmark = pytest.mark.anyio
 

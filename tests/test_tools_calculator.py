@@ -15,7 +15,7 @@ from kimi_agent_tools import InvalidInputError, calculate, calculator
 from kimi_agent_tools.calculator import MAX_EXPRESSION_LENGTH, evaluate, normalize
 
 from kimi_agent import Tool
-from kimi_agent.dialect import check_moonshot
+from kimi_agent.tooling._dialect import check_moonshot
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -13,7 +13,7 @@ from kimi_agent_tools import FaqEntry, KnowledgeBase, faq_search
 from kimi_agent_tools.faq import tokenize
 
 from kimi_agent import RunContext, Tool
-from kimi_agent.dialect import check_moonshot
+from kimi_agent.tooling._dialect import check_moonshot
 
 SHOP_FAQ_MD = """\
 # 售后服务

@@ -13,7 +13,7 @@ from kimi_agent_tools import clock as clock_module
 from kimi_agent_tools.handoff import HANDOFF_REASON_TEXT, HandoffReason
 
 from kimi_agent import RunContext, Tool
-from kimi_agent.dialect import check_moonshot
+from kimi_agent.tooling._dialect import check_moonshot
 
 # --------------------------------------------------------------------------- hand-off
 

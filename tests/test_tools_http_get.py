@@ -22,7 +22,7 @@ from kimi_agent_tools import http_get as http_get_module
 from kimi_agent_tools.http_get import HttpGetPolicy
 
 from kimi_agent import Tool
-from kimi_agent.dialect import check_moonshot
+from kimi_agent.tooling._dialect import check_moonshot
 
 pytestmark = pytest.mark.anyio
 

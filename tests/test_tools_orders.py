@@ -21,7 +21,7 @@ from kimi_agent_tools import (
 )
 
 from kimi_agent import RunContext, Tool
-from kimi_agent.dialect import check_moonshot
+from kimi_agent.tooling._dialect import check_moonshot
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 import uvicorn
 
 from examples.web_service.app import create_app
-from kimi_agent.terminal import user_data_dir
+from kimi_agent.cli.terminal import user_data_dir
 
 
 @contextlib.contextmanager

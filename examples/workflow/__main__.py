@@ -15,7 +15,7 @@ import anyio
 
 from examples.workflow.workflow import SCRIPT, StopRequested, WorkflowReport, run_workflow
 from kimi_agent import GatewayClient
-from kimi_agent.terminal import usage_summary, user_data_dir
+from kimi_agent.cli.terminal import usage_summary, user_data_dir
 
 
 async def _main(args: argparse.Namespace) -> WorkflowReport:

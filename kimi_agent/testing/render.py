@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from kimi_agent.tokens import estimate_text, estimate_tools, estimate_wire_message
+from kimi_agent._tokens import estimate_text, estimate_tools, estimate_wire_message
 from kimi_agent.wire import dumps
 
 from .replies import Reply, ToolCallSpec

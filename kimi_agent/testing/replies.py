@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Literal, TypeAlias
 
-from kimi_agent.models import ModelProfile
+from kimi_agent.models._profiles import ModelProfile
 from kimi_agent.wire import Message, dumps, parse_messages
 
 __all__ = [

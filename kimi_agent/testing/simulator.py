@@ -22,7 +22,7 @@ from typing import Any
 import anyio
 
 from kimi_agent.errors import ConfigurationError
-from kimi_agent.models import KIMI_K2_5, KIMI_K2_6, ModelProfile, get_profile
+from kimi_agent.models._profiles import KIMI_K2_5, KIMI_K2_6, ModelProfile, get_profile
 
 from .faults import Fault, FaultBook, FaultKind, Latency
 from .records import RecordedRequest

@@ -25,9 +25,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kimi_agent.dialect import check_moonshot, check_tool_name
-from kimi_agent.models import ModelProfile
-from kimi_agent.tokens import estimate_tools, estimate_wire_messages
+from kimi_agent._tokens import estimate_tools, estimate_wire_messages
+from kimi_agent.models._profiles import ModelProfile
+from kimi_agent.tooling._dialect import check_moonshot, check_tool_name
 
 __all__ = [
     "ALLOWED_FIELDS",

@@ -26,7 +26,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from kimi_agent.sqlite_session import enable_wal
+from kimi_agent.sessions import enable_wal
 from kimi_agent_tools._demo_orders import insert_demo_orders
 from kimi_agent_tools.errors import InvalidInputError, NotFoundError, RefusedError
 

@@ -145,7 +145,7 @@ def chat_deps() -> ShopDeps:
 
         kimi-agent chat --tools kimi_agent_tools --deps kimi_agent_tools.demo:chat_deps
     """
-    from kimi_agent.terminal import user_data_dir
+    from kimi_agent.cli.terminal import user_data_dir
 
     return make_deps(user_data_dir() / "demo.db", latency=False)[0]
 

@@ -28,7 +28,7 @@ from kimi_agent import (
     RunUsage,
     SQLiteSession,
 )
-from kimi_agent.terminal import (
+from kimi_agent.cli.terminal import (
     EventPrinter,
     Style,
     pending_lines,

@@ -17,30 +17,30 @@ from typing import Any, Generic
 import anyio
 from typing_extensions import TypeVar
 
-from kimi_agent import events as ev
-from kimi_agent.context import KeepRecentTurns, TrimPolicy
-from kimi_agent.errors import ApprovalError, ConfigurationError
-from kimi_agent.executor import ToolExecutor
-from kimi_agent.gateway import GatewayClient
-from kimi_agent.log import EventLogger
-from kimi_agent.loop import (
+from kimi_agent._logging import EventLogger
+from kimi_agent._tokens import estimate_tools, estimate_wire_message
+from kimi_agent._usage import UsageLimits
+from kimi_agent.agent import _events as ev
+from kimi_agent.agent._loop import (
     Emit,
     RunLoop,
     in_call_order,
     last_tool_step,
     tool_message,
 )
-from kimi_agent.loop import (
+from kimi_agent.agent._loop import (
     pending_approvals as find_pending,
 )
-from kimi_agent.models import DEFAULT_PROFILES, ModelProfile, ModelProfiles
-from kimi_agent.output import OutputSpec
-from kimi_agent.result import PendingApproval, RunResult, StepRecord, ToolCallRecord
-from kimi_agent.router import ModelRouter
-from kimi_agent.sessions import Session
-from kimi_agent.tokens import estimate_tools, estimate_wire_message
-from kimi_agent.tool import Tool, ToolRegistry
-from kimi_agent.usage import UsageLimits
+from kimi_agent.agent._output import OutputSpec
+from kimi_agent.agent._result import PendingApproval, RunResult, StepRecord, ToolCallRecord
+from kimi_agent.errors import ApprovalError, ConfigurationError
+from kimi_agent.gateway._client import GatewayClient
+from kimi_agent.models._profiles import DEFAULT_PROFILES, ModelProfile, ModelProfiles
+from kimi_agent.models._router import ModelRouter
+from kimi_agent.sessions._protocol import Session
+from kimi_agent.sessions._trim import KeepRecentTurns, TrimPolicy
+from kimi_agent.tooling._executor import ToolExecutor
+from kimi_agent.tooling._tool import Tool, ToolRegistry
 from kimi_agent.wire import Message, SystemMessage, ToolMessage, UserMessage
 
 OutputT = TypeVar("OutputT", default=str)

@@ -17,7 +17,7 @@ import anyio
 from kimi_agent.wire import Message
 
 if TYPE_CHECKING:
-    from kimi_agent.sqlite_session import SQLiteSession
+    from kimi_agent.sessions._sqlite import SQLiteSession
 
 __all__ = ["MemorySession", "SQLiteSession", "Session"]
 
@@ -77,7 +77,7 @@ class MemorySession:
 
 def __getattr__(name: str) -> object:
     if name == "SQLiteSession":
-        from kimi_agent.sqlite_session import SQLiteSession
+        from kimi_agent.sessions._sqlite import SQLiteSession
 
         return SQLiteSession
     raise AttributeError(f"module 'kimi_agent.sessions' has no attribute {name!r}")

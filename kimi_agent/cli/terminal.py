@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from kimi_agent import events as ev
-from kimi_agent.result import PendingApproval, ToolCallRecord
-from kimi_agent.usage import RunUsage
+from kimi_agent._usage import RunUsage
+from kimi_agent.agent import _events as ev
+from kimi_agent.agent._result import PendingApproval, ToolCallRecord
 
 __all__ = [
     "EventPrinter",

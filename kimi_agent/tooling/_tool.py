@@ -35,11 +35,11 @@ import anyio.to_thread
 from pydantic import BaseModel
 from pydantic_core import to_jsonable_python
 
-from kimi_agent.arguments import ArgumentParser, ModelArguments, SchemaArguments
-from kimi_agent.dialect import check_tool_name
 from kimi_agent.errors import DuplicateToolError, ToolDefinitionError, UnknownToolError
-from kimi_agent.run_context import RunContext
-from kimi_agent.schema import find_context_param, function_schema, moonshot_schema
+from kimi_agent.tooling._arguments import ArgumentParser, ModelArguments, SchemaArguments
+from kimi_agent.tooling._dialect import check_tool_name
+from kimi_agent.tooling._run_context import RunContext
+from kimi_agent.tooling._schema import find_context_param, function_schema, moonshot_schema
 
 __all__ = ["Tool", "ToolOptions", "ToolRegistry", "ToolSource", "format_result", "tool"]
 

@@ -16,7 +16,8 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
-from kimi_agent import _http
+from kimi_agent._logging import EventLogger, resolve
+from kimi_agent._tokens import estimate_tools, estimate_wire_messages
 from kimi_agent.errors import (
     ConfigurationError,
     GatewayConnectionError,
@@ -25,12 +26,11 @@ from kimi_agent.errors import (
     MissingAPIKeyError,
     ResponseFormatError,
 )
-from kimi_agent.gateway_errors import error_from_response, request_ids
-from kimi_agent.log import EventLogger, resolve
-from kimi_agent.models import DEFAULT_PROFILES, ModelProfiles
-from kimi_agent.retry import RetryPolicy
-from kimi_agent.stream import ChatStream
-from kimi_agent.tokens import estimate_tools, estimate_wire_messages
+from kimi_agent.gateway import _http
+from kimi_agent.gateway._errors import error_from_response, request_ids
+from kimi_agent.gateway._retry import RetryPolicy
+from kimi_agent.gateway._stream import ChatStream
+from kimi_agent.models._profiles import DEFAULT_PROFILES, ModelProfiles
 from kimi_agent.wire import ChatCompletion, ChatRequest, dumps
 
 DEFAULT_BASE_URL = "https://llm.bytespike.ai/v1"

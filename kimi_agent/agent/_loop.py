@@ -15,7 +15,17 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import anyio
 
-from kimi_agent import events as ev
+from kimi_agent._logging import resolve
+from kimi_agent._tokens import estimate_wire_message
+from kimi_agent._usage import RunUsage
+from kimi_agent.agent import _events as ev
+from kimi_agent.agent._result import (
+    PendingApproval,
+    RunResult,
+    RunStatus,
+    StepRecord,
+    ToolCallRecord,
+)
 from kimi_agent.errors import (
     GatewayError,
     MaxStepsExceededError,
@@ -25,13 +35,9 @@ from kimi_agent.errors import (
     ToolRetriesExceededError,
     UsageLimitExceededError,
 )
-from kimi_agent.log import resolve
-from kimi_agent.models import ModelProfile
-from kimi_agent.result import PendingApproval, RunResult, RunStatus, StepRecord, ToolCallRecord
-from kimi_agent.run_context import RunContext, RunSignals
-from kimi_agent.sessions import Session
-from kimi_agent.tokens import estimate_wire_message
-from kimi_agent.usage import RunUsage
+from kimi_agent.models._profiles import ModelProfile
+from kimi_agent.sessions._protocol import Session
+from kimi_agent.tooling._run_context import RunContext, RunSignals
 from kimi_agent.wire import (
     AssistantMessage,
     ChatCompletion,
@@ -44,8 +50,8 @@ from kimi_agent.wire import (
 )
 
 if TYPE_CHECKING:
-    from kimi_agent.agent import Agent
-    from kimi_agent.gateway import GatewayClient
+    from kimi_agent.agent._agent import Agent
+    from kimi_agent.gateway._client import GatewayClient
 
 OutputT = TypeVar("OutputT")
 Emit = Callable[[ev.Event], Awaitable[None]]

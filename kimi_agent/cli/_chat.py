@@ -31,18 +31,18 @@ from typing import Any, TextIO
 import anyio
 import anyio.from_thread
 
-from kimi_agent.agent import Agent
-from kimi_agent.errors import KimiAgentError
-from kimi_agent.gateway import DEFAULT_BASE_URL, GatewayClient
-from kimi_agent.result import PendingApproval, RunResult
-from kimi_agent.sessions import MemorySession, Session
-from kimi_agent.terminal import (
+from kimi_agent.agent._agent import Agent
+from kimi_agent.agent._result import PendingApproval, RunResult
+from kimi_agent.cli.terminal import (
     EventPrinter,
     Style,
     format_call,
     user_data_dir,
 )
-from kimi_agent.tool import ToolRegistry
+from kimi_agent.errors import KimiAgentError
+from kimi_agent.gateway._client import DEFAULT_BASE_URL, GatewayClient
+from kimi_agent.sessions._protocol import MemorySession, Session
+from kimi_agent.tooling._tool import ToolRegistry
 from kimi_agent.wire import AssistantMessage, Message, UserMessage
 
 __all__ = ["ChatSession", "load_deps", "run_chat"]
@@ -177,7 +177,7 @@ def run_chat(args: argparse.Namespace, *, stdin: TextIO | None = None,
 def _registry(args: argparse.Namespace) -> ToolRegistry:
     if not getattr(args, "tools", None):
         return ToolRegistry()
-    from kimi_agent.cli import load_tools
+    from kimi_agent.cli._main import load_tools
 
     registry: ToolRegistry = load_tools(args.tools)
     return registry
@@ -217,7 +217,7 @@ def _gateway(live: bool, args: argparse.Namespace, out: TextIO, style: Style
 def _session(args: argparse.Namespace, stack: contextlib.ExitStack) -> Session:
     if not args.session:
         return MemorySession("chat")
-    from kimi_agent.sqlite_session import SQLiteSession
+    from kimi_agent.sessions._sqlite import SQLiteSession
 
     path = args.db or str(user_data_dir() / "chat.db")
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)

@@ -69,7 +69,7 @@ def load_tools(target: str) -> Any:
     Without `ATTR`, every `Tool` defined at the module's top level is taken (a `ToolRegistry`
     there is taken whole). Raises `ValueError` naming what was not found.
     """
-    from kimi_agent.tool import Tool, ToolRegistry
+    from kimi_agent.tooling._tool import Tool, ToolRegistry
 
     module_name, _, attr = target.partition(":")
     if module_name.endswith(".py"):
@@ -120,7 +120,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _chat(args: argparse.Namespace) -> int:
-    from kimi_agent.chat import run_chat
+    from kimi_agent.cli._chat import run_chat
 
     return run_chat(args)
 
@@ -143,6 +143,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
 
-
-if __name__ == "__main__":
-    sys.exit(main())

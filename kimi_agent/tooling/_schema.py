@@ -28,10 +28,10 @@ from pydantic.fields import FieldInfo
 from pydantic.json_schema import PydanticJsonSchemaWarning
 from typing_extensions import is_typeddict
 
-from kimi_agent.dialect import check_moonshot, to_moonshot
-from kimi_agent.docstrings import parse_docstring
 from kimi_agent.errors import ConfigurationError, ToolDefinitionError
-from kimi_agent.run_context import RunContext
+from kimi_agent.tooling._dialect import check_moonshot, to_moonshot
+from kimi_agent.tooling._docstrings import parse_docstring
+from kimi_agent.tooling._run_context import RunContext
 
 __all__ = [
     "FunctionSchema",

@@ -14,13 +14,13 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
+from kimi_agent._logging import EventLogger, resolve
 from kimi_agent.errors import ContextLengthError, GatewayError
-from kimi_agent.log import EventLogger, resolve
-from kimi_agent.models import ModelProfile
+from kimi_agent.models._profiles import ModelProfile
 from kimi_agent.wire import ChatCompletion, ChatCompletionChunk
 
 if TYPE_CHECKING:
-    from kimi_agent.gateway import GatewayClient
+    from kimi_agent.gateway._client import GatewayClient
 
 BuildBody = Callable[[ModelProfile], bytes]
 OnFallback = Callable[[str, str, str], Awaitable[None]]

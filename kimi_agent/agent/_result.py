@@ -5,35 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 
-from kimi_agent.run_context import Handoff
-from kimi_agent.usage import RunUsage
+from kimi_agent._usage import RunUsage
+from kimi_agent.tooling._records import CallStatus, ToolCallRecord
+from kimi_agent.tooling._run_context import Handoff
 from kimi_agent.wire import Message, Usage
+
+__all__ = ["CallStatus", "PendingApproval", "RunResult", "RunStatus", "StepRecord",
+           "ToolCallRecord"]
 
 OutputT = TypeVar("OutputT")
 
-CallStatus = Literal["ok", "error", "pending_approval", "rejected"]
 RunStatus = Literal["completed", "pending_approval", "handoff"]
-
-
-@dataclass(slots=True)
-class ToolCallRecord:
-    """One tool call of a step: what the model asked, what came back, how long it took."""
-
-    call_id: str
-    name: str
-    arguments: str
-    """The model's arguments as it sent them (a JSON string)."""
-    status: CallStatus = "ok"
-    result: str = ""
-    """What went back to the model in the tool message."""
-    error: str | None = None
-    error_type: str | None = None
-    started_at: float = 0.0
-    finished_at: float = 0.0
-
-    @property
-    def duration(self) -> float:
-        return max(0.0, self.finished_at - self.started_at)
 
 
 @dataclass(slots=True)

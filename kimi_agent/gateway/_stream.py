@@ -18,15 +18,15 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
-from kimi_agent import _http
+from kimi_agent._logging import resolve
 from kimi_agent.errors import (
     GatewayError,
     IncompleteStreamError,
     ResponseFormatError,
 )
-from kimi_agent.gateway_errors import error_from_response, request_ids
-from kimi_agent.log import resolve
-from kimi_agent.streaming import StreamAssembler
+from kimi_agent.gateway import _http
+from kimi_agent.gateway._assembler import StreamAssembler
+from kimi_agent.gateway._errors import error_from_response, request_ids
 from kimi_agent.wire import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -36,7 +36,7 @@ from kimi_agent.wire import (
 )
 
 if TYPE_CHECKING:
-    from kimi_agent.gateway import GatewayClient
+    from kimi_agent.gateway._client import GatewayClient
 
 DONE = "[DONE]"
 
@@ -154,7 +154,7 @@ class ChatStream:
 
     async def _non_stream_reply(self, response: _http.Response) -> ChatCompletionChunk:
         """A server that ignored `stream: true` and sent one JSON reply: tolerate it."""
-        from kimi_agent.gateway import parse_completion
+        from kimi_agent.gateway._client import parse_completion
 
         completion = parse_completion(await response.aread(), response.headers, self.model)
         message = completion.message

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Generic, TypeVar
 
-from kimi_agent.usage import RunUsage
+from kimi_agent._usage import RunUsage
 
 DepsT = TypeVar("DepsT", covariant=True)
 """Covariant: a context is read-only, so a tool typed for a protocol accepts richer deps."""

@@ -14,8 +14,8 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
 
-from kimi_agent.models import ModelProfile
-from kimi_agent.schema import output_schema
+from kimi_agent.models._profiles import ModelProfile
+from kimi_agent.tooling._schema import output_schema
 
 T = TypeVar("T")
 

@@ -24,7 +24,7 @@ from kimi_agent.errors import (
     RateLimitError,
     ServerError,
 )
-from kimi_agent.retry import parse_retry_after
+from kimi_agent.gateway._retry import parse_retry_after
 
 _CONTEXT_LENGTH_MARKERS = ("exceeded model token limit", "input token length too long",
                            "context length", "maximum context")

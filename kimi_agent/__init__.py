@@ -28,6 +28,7 @@ _EXPORTS: dict[str, str] = {
     "register_model": "kimi_agent.models._profiles",
     "ModelRouter": "kimi_agent.models._router",
     "Agent": "kimi_agent.agent._agent",
+    "RunHooks": "kimi_agent.agent._hooks",
     "RunResult": "kimi_agent.agent._result",
     "StepRecord": "kimi_agent.agent._result",
     "ToolCallRecord": "kimi_agent.tooling._records",
@@ -88,6 +89,7 @@ __all__ = [
     "RetryPolicy",
     "RunContext",
     "RunError",
+    "RunHooks",
     "RunResult",
     "RunUsage",
     "SQLiteSession",
@@ -119,6 +121,7 @@ if TYPE_CHECKING:
     from kimi_agent._logging import configure_logging
     from kimi_agent._usage import RunUsage, UsageLimits
     from kimi_agent.agent._agent import Agent
+    from kimi_agent.agent._hooks import RunHooks
     from kimi_agent.agent._result import PendingApproval, RunResult, StepRecord
     from kimi_agent.errors import (
         ApprovalError,

@@ -19,6 +19,7 @@ from kimi_agent._logging import resolve
 from kimi_agent._tokens import estimate_wire_message
 from kimi_agent._usage import RunUsage
 from kimi_agent.agent import _events as ev
+from kimi_agent.agent._hooks import ModelCall
 from kimi_agent.agent._result import (
     PendingApproval,
     RunResult,
@@ -27,6 +28,7 @@ from kimi_agent.agent._result import (
     ToolCallRecord,
 )
 from kimi_agent.errors import (
+    ApprovalError,
     GatewayError,
     MaxStepsExceededError,
     ModelFailedError,
@@ -50,19 +52,30 @@ from kimi_agent.wire import (
 )
 
 if TYPE_CHECKING:
-    from kimi_agent.agent._agent import Agent
+    from kimi_agent.agent._run_config import RunConfig
     from kimi_agent.gateway._client import GatewayClient
+    from kimi_agent.tooling._tool import ToolRegistry
 
 OutputT = TypeVar("OutputT")
 Emit = Callable[[ev.Event], Awaitable[None]]
 
 
+INTERRUPTED_TEXT = (
+    "工具调用因进程中断而未完成。The tool call was interrupted before it finished and did "
+    "not run to completion; call it again if it is still needed."
+)
+REJECTED_TEXT = (
+    "该操作已被人工审核拒绝：{reason}。The action was rejected by a human reviewer: {reason}. "
+    "Do not retry it; explain this to the user."
+)
+
+
 class RunLoop(Generic[OutputT]):
-    """The state and steps of one run."""
+    """The state and steps of one run; it reads its agent only through `config`."""
 
     def __init__(
         self,
-        agent: Agent[OutputT],
+        config: RunConfig,
         *,
         client: GatewayClient,
         run_id: str,
@@ -72,7 +85,7 @@ class RunLoop(Generic[OutputT]):
         emit: Emit | None,
         stream: bool,
     ) -> None:
-        self.agent = agent
+        self.config = config
         self.client = client
         self.run_id = run_id
         self.deps = deps
@@ -108,6 +121,29 @@ class RunLoop(Generic[OutputT]):
             with anyio.CancelScope(shield=True):
                 await self.session.add_items(items)
 
+    async def repair(self) -> None:
+        """Make a stored history valid again: calls left without a result by a crash get an
+        'interrupted' result; calls waiting for approval must be resumed first.
+
+        Raises:
+            ApprovalError: the last step has calls waiting for a person's decision.
+        """
+        call_message, answered = last_tool_step(self.messages)
+        if call_message is None:
+            return
+        registry = self.config.registry
+        missing = [c for c in call_message.tool_calls or () if c.id not in answered]
+        waiting = [c.id for c in missing if c.function.name in registry
+                   and registry.get(c.function.name).requires_approval]
+        if waiting:
+            name = self.session.session_id if self.session is not None else "?"
+            raise ApprovalError(
+                f"session {name!r} has calls waiting for approval {waiting}: decide them "
+                "with agent.resume(session, approved=[...], rejected={...}) first")
+        if missing:
+            await self.commit([ToolMessage(tool_call_id=c.id, content=INTERRUPTED_TEXT)
+                               for c in missing])
+
     def _context(self, step: int, model: str) -> RunContext[Any]:
         return RunContext(deps=self.deps, run_id=self.run_id, step=step, model=model,
                           usage=self.usage, signals=self.signals)
@@ -115,52 +151,62 @@ class RunLoop(Generic[OutputT]):
     # ------------------------------------------------------------------ requests
 
     def _build(self, profile: ModelProfile) -> bytes:
-        agent = self.agent
+        config = self.config
         history = self.messages + self._scratch if self._scratch else self.messages
         forms = [self._wire_form(m) for m in history]
-        system, system_tokens = agent.system_prompt(profile)
-        fixed = system_tokens + agent.tools_tokens
-        reserve = min(profile.max_output, agent.max_tokens or profile.max_output)
+        system, system_tokens = config.request.system_prompt(profile)
+        tools, tools_tokens = config.request.tools()
+        fixed = system_tokens + tools_tokens
+        reserve = min(profile.max_output, config.max_tokens or profile.max_output)
         budget = profile.context_window - fixed - reserve
         budget -= profile.margin(budget)
         if sum(count for _, count in forms) > budget:
-            history = agent.trim_policy.trim(history, [c for _, c in forms], budget)
+            history = config.trim_policy.trim(history, [c for _, c in forms], budget)
             forms = [self._wire_form(m) for m in history]
         prompt_tokens = fixed + sum(count for _, count in forms)
         body: dict[str, Any] = {
             "model": profile.name,
             "messages": [system, *(wire for wire, _ in forms)] if system else
             [wire for wire, _ in forms],
-            "max_tokens": profile.clamp_max_tokens(prompt_tokens, agent.max_tokens),
+            "max_tokens": profile.clamp_max_tokens(prompt_tokens, config.max_tokens),
         }
-        if agent.tool_schemas:
-            body["tools"] = agent.tool_schemas
-        if agent.output is not None:
-            body["response_format"] = agent.output.response_format(profile)
+        if tools:
+            body["tools"] = tools
+        if config.output is not None:
+            body["response_format"] = config.output.response_format(profile)
         if self.stream:
             body["stream"] = True
         return dumps(body).encode()
 
     def _prompt_estimate(self) -> int:
-        total = self.agent.system_prompt(self.agent.router.primary)[1] + self.agent.tools_tokens
+        request = self.config.request
+        total = request.system_prompt(self.config.router.primary)[1] + request.tools()[1]
         for message in self.messages:
             total += self._wire_form(message)[1]
         return total
 
     async def _model_call(self, step: int) -> tuple[ChatCompletion, ModelProfile, str | None]:
-        agent = self.agent
-        on_fallback = self._on_fallback(step) if self.emit is not None else None
+        hooks = self.config.hooks
         try:
-            if not self.stream:
-                return await agent.router.complete(self.client, self._build,
-                                                   self._prompt_estimate(), on_fallback)
-            return await agent.router.stream(self.client, self._build, self._prompt_estimate(),
-                                             self._on_chunk(step), on_fallback)
+            if hooks is None:
+                return await self._route(step)
+            call = ModelCall(self.run_id, step, self.config.router.primary.name, self.stream,
+                             self.config.max_tokens)
+            return await hooks.on_model_call(call, lambda: self._route(step))
         except GatewayError as error:
             raise ModelFailedError(
                 f"the model call of step {step} failed: {error}",
                 messages=self.messages, cause=error, partial=error.partial,
             ) from error
+
+    async def _route(self, step: int) -> tuple[ChatCompletion, ModelProfile, str | None]:
+        router = self.config.router
+        on_fallback = self._on_fallback(step) if self.emit is not None else None
+        if not self.stream:
+            return await router.complete(self.client, self._build, self._prompt_estimate(),
+                                         on_fallback)
+        return await router.stream(self.client, self._build, self._prompt_estimate(),
+                                   self._on_chunk(step), on_fallback)
 
     def _on_fallback(self, step: int) -> Callable[[str, str, str], Awaitable[None]]:
         async def on_fallback(source: str, target: str, reason: str) -> None:
@@ -184,19 +230,19 @@ class RunLoop(Generic[OutputT]):
 
     async def drive(self, *, announce: bool = True) -> RunResult[OutputT]:
         """Ask, run tools, repeat until an answer; `announce` emits `RunStarted` first."""
-        agent = self.agent
+        config = self.config
         if announce and self.emit is not None:
-            await self.emit(ev.RunStarted(self.run_id, agent.router.primary.name))
+            await self.emit(ev.RunStarted(self.run_id, config.router.primary.name))
         while True:
             step = len(self.steps) + 1
-            if step > agent.max_steps:
+            if step > config.max_steps:
                 raise MaxStepsExceededError(
-                    f"the model was still calling tools after {agent.max_steps} steps",
+                    f"the model was still calling tools after {config.max_steps} steps",
                     messages=self.messages)
-            if agent.usage_limits.would_exceed_requests(self.usage):
+            if config.usage_limits.would_exceed_requests(self.usage):
                 raise UsageLimitExceededError(
-                    f"the run reached its limit of {agent.usage_limits.request_limit} requests",
-                    messages=self.messages)
+                    f"the run reached its limit of {config.usage_limits.request_limit} "
+                    "requests", messages=self.messages)
             started = time.perf_counter()
             completion, profile, reason = await self._model_call(step)
             self.usage.add(completion.usage)
@@ -210,7 +256,7 @@ class RunLoop(Generic[OutputT]):
             )
             self.steps.append(record)
             self._log_step(record)
-            exceeded = agent.usage_limits.exceeded(self.usage)
+            exceeded = config.usage_limits.exceeded(self.usage)
             if message.tool_calls:
                 status = await self._tool_step(message, message.tool_calls, profile, record)
                 if exceeded:
@@ -227,20 +273,33 @@ class RunLoop(Generic[OutputT]):
     async def _tool_step(
         self, message: AssistantMessage | None, calls: list[ToolCall], profile: ModelProfile,
         record: StepRecord, approved: frozenset[str] = frozenset(),
+        decided: Sequence[ToolCallRecord] = (), call_order: Sequence[str] = (),
     ) -> RunStatus | None:
         """Run the calls of a reply and commit the step (with `message` unless it is None,
-        i.e. already committed); returns the status that ends the run, if any."""
+        i.e. already committed); returns the status that ends the run, if any.
+
+        A fresh step runs every call of the reply; a resumed step (`message` None) runs the
+        approved calls and adds `decided`, the records of calls a person rejected. Both go
+        through here, so failures are counted and results ordered the same way."""
         ctx = self._context(record.index, profile.name)
-        records = await self.agent.executor.execute(
+        records = await self.config.executor.execute(
             calls, ctx, parallel=profile.parallel_tool_calls,
             on_call=self._on_call(record.index) if self.emit is not None else None,
             skip_approval=approved,
         )
+        if decided:
+            for refusal in decided:
+                if self.emit is not None:
+                    await self.emit(ev.ToolCallFinished(record.index, refusal))
+            rank = {call_id: i for i, call_id in enumerate(call_order)}
+            records = sorted([*records, *decided], key=lambda r: rank[r.call_id])
         record.tool_calls.extend(records)
         step_messages: list[Message] = [] if message is None else [message]
         step_messages.extend(tool_message(r) for r in records if r.status != "pending_approval")
         self._scratch.clear()
         await self.commit(step_messages)
+        if message is None:
+            self.messages[:] = in_call_order(self.messages)
         if self.emit is not None:
             await self.emit(ev.StepFinished(record))
         self._count_failures(records)
@@ -249,6 +308,29 @@ class RunLoop(Generic[OutputT]):
         if self.signals.handoff is not None:
             return "handoff"
         return None
+
+    async def resume(self, call_message: AssistantMessage, approved: frozenset[str],
+                     rejected: dict[str, str], pending: dict[str, PendingApproval]
+                     ) -> RunResult[OutputT]:
+        """Finish the step that waited for approval, then go on as a fresh run would: the
+        approved calls run, the rejected ones answer the model with the reason."""
+        profile = self.config.profile_named(call_message.model)
+        if self.emit is not None:
+            await self.emit(ev.RunStarted(self.run_id, profile.name))
+        record = StepRecord(index=1, model=profile.name, finish_reason="tool_calls")
+        self.steps.append(record)
+        calls = [c for c in call_message.tool_calls or () if c.id in approved]
+        refusals = [
+            ToolCallRecord(call_id=call_id, name=pending[call_id].tool,
+                           arguments=pending[call_id].raw_arguments, status="rejected",
+                           result=REJECTED_TEXT.format(reason=reason))
+            for call_id, reason in rejected.items()
+        ]
+        order = [c.id for c in call_message.tool_calls or ()]
+        status = await self._tool_step(None, calls, profile, record, approved, refusals, order)
+        if status is not None:
+            return await self._finish(status, None, "tool_calls")
+        return await self.drive(announce=False)
 
     def _on_call(self, step: int) -> Callable[[str, Any], Awaitable[None]]:
         async def on_call(phase: str, item: Any) -> None:
@@ -265,7 +347,7 @@ class RunLoop(Generic[OutputT]):
         for r in records:
             if r.status == "error":
                 self._failures[r.name] = self._failures.get(r.name, 0) + 1
-                if self._failures[r.name] > self.agent.tool_retries:
+                if self._failures[r.name] > self.config.tool_retries:
                     raise ToolRetriesExceededError(
                         f"the model's calls to tool {r.name!r} failed "
                         f"{self._failures[r.name]} times in a row; last error: {r.error}",
@@ -281,14 +363,14 @@ class RunLoop(Generic[OutputT]):
                 "the reply stopped at max_tokens before any answer (the reasoning used the "
                 "whole budget); raise max_tokens or simplify the request",
                 messages=self.messages)
-        spec = self.agent.output
+        spec = self.config.output
         if spec is None:
             await self._commit_answer(message, record)
             return message.text
         try:
             output = spec.validate(message.text)
         except ValueError as error:
-            if self._output_retries >= self.agent.output_retries:
+            if self._output_retries >= self.config.output_retries:
                 raise OutputValidationError(
                     f"the structured output stayed invalid after {self._output_retries} "
                     f"corrections: {error}", messages=self.messages, errors=error) from None
@@ -310,13 +392,13 @@ class RunLoop(Generic[OutputT]):
                       ) -> RunResult[OutputT]:
         """The result; a run that stopped for approval or hand-off has no answer: "" for a
         text agent, None for structured output."""
-        if output is None and self.agent.output is None:
+        if output is None and self.config.output is None:
             output = ""
         result: RunResult[OutputT] = RunResult(
             output=output,
             run_id=self.run_id, messages=self.messages, new_messages=self.new_messages,
             usage=self.usage, steps=self.steps, status=status,
-            pending_approvals=pending_approvals(self.messages, self.agent) if
+            pending_approvals=pending_approvals(self.messages, self.config.registry) if
             status == "pending_approval" else [],
             handoff=self.signals.handoff, finish_reason=finish_reason,
         )
@@ -325,7 +407,7 @@ class RunLoop(Generic[OutputT]):
         return result
 
     def _log_step(self, record: StepRecord) -> None:
-        log = resolve(self.agent.logger)
+        log = resolve(self.config.logger)
         if log is None:
             return
         usage = record.usage
@@ -350,7 +432,8 @@ def tool_message(record: ToolCallRecord) -> ToolMessage:
     return ToolMessage(tool_call_id=record.call_id, content=record.result)
 
 
-def pending_approvals(messages: Sequence[Message], agent: Agent[Any]) -> list[PendingApproval]:
+def pending_approvals(messages: Sequence[Message], registry: ToolRegistry
+                      ) -> list[PendingApproval]:
     """Calls of the last tool step that have no result yet and wait for a person."""
     call_message, answered = last_tool_step(messages)
     if call_message is None:
@@ -360,7 +443,7 @@ def pending_approvals(messages: Sequence[Message], agent: Agent[Any]) -> list[Pe
         if call.id in answered:
             continue
         try:
-            arguments = agent.registry.get(call.function.name).parse_arguments(
+            arguments = registry.get(call.function.name).parse_arguments(
                 call.function.arguments)
         except Exception:
             arguments = {}

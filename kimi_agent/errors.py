@@ -250,3 +250,31 @@ class SessionError(KimiAgentError):
 
 class ApprovalError(KimiAgentError, ValueError):
     """`resume` was called with decisions that do not match the pending approvals."""
+
+
+class UnusableReplyError(RunError):
+    """The model's reply cannot be committed as it is: it was asked again once, and the
+    second reply could not be used either. Nothing of it was stored."""
+
+
+class EmptyAnswerError(UnusableReplyError):
+    """The reply had neither text nor tool calls (e.g. only reasoning): not an answer, and an
+    assistant message the gateway would refuse in the history."""
+
+
+class InvalidToolCallIdsError(UnusableReplyError):
+    """The reply's tool calls had duplicate or empty ids, which cannot be echoed back."""
+
+
+class RunTimeoutError(RunError):
+    """The run did not finish within `Agent(run_timeout=...)`; completed steps are kept."""
+
+
+class ConcurrentRunError(RunError):
+    """Another run changed the session while this one was under way; this run stopped
+    before committing, so the history stays valid. Run again to continue."""
+
+
+class ConversationBusyError(KimiAgentError):
+    """Another run holds the conversation (in this process or another replica) and did not
+    release it within the wait allowed."""

@@ -21,13 +21,14 @@ from kimi_agent._logging import EventLogger
 from kimi_agent._usage import UsageLimits
 from kimi_agent.agent import _events as ev
 from kimi_agent.agent._hooks import RunHooks, RunInfo, ToolExecution, chain_hooks
-from kimi_agent.agent._loop import Emit, RunLoop, in_call_order, last_tool_step
+from kimi_agent.agent._loop import Emit, RunLoop, approved_calls, in_call_order, last_tool_step
 from kimi_agent.agent._loop import pending_approvals as find_pending
 from kimi_agent.agent._output import OutputSpec
 from kimi_agent.agent._request import RequestParts
 from kimi_agent.agent._result import PendingApproval, RunResult
 from kimi_agent.agent._run_config import RunConfig
-from kimi_agent.errors import ApprovalError, ConfigurationError
+from kimi_agent.agent._serial import one_run_at_a_time
+from kimi_agent.errors import ApprovalError, ConfigurationError, RunTimeoutError
 from kimi_agent.gateway._client import GatewayClient
 from kimi_agent.models._profiles import DEFAULT_PROFILES, ModelProfile, ModelProfiles
 from kimi_agent.models._router import ModelRouter
@@ -53,6 +54,8 @@ class Agent(Generic[OutputT]):
     environment; close it with `await agent.aclose()` or `async with agent:`. `name` and
     `description` identify the agent in traces (and to other agents); `hooks` observe or
     wrap its runs, model calls and tool executions (tracing, durable execution).
+    `run_timeout` bounds a whole run (default 10 minutes; None for none); `busy_timeout` is
+    how long a run waits for another run on the same conversation to finish.
 
     Raises:
         ConfigurationError: an unknown model, `max_steps` below 1, or a bad tool option.
@@ -82,6 +85,8 @@ class Agent(Generic[OutputT]):
         profiles: ModelProfiles | None = None,
         logger: EventLogger | None = None,
         hooks: Sequence[RunHooks] = (),
+        run_timeout: float | None = 600.0,
+        busy_timeout: float | None = 30.0,
     ) -> None:
         profiles = profiles or DEFAULT_PROFILES
         primary = profiles.get(model)
@@ -117,6 +122,8 @@ class Agent(Generic[OutputT]):
             logger=logger,
             hooks=chained,
         )
+        self.run_timeout = run_timeout
+        self.busy_timeout = busy_timeout
         self._client = client
         self._own_client: GatewayClient | None = None
 
@@ -225,7 +232,8 @@ class Agent(Generic[OutputT]):
 
     async def pending_approvals(self, session: Session) -> list[PendingApproval]:
         """The calls of `session` waiting for a person's decision ([] when none)."""
-        return find_pending(await session.get_items(), self.registry)
+        return find_pending(await session.get_items(), self.registry,
+                            await approved_calls(session))
 
     @asynccontextmanager
     async def _streamed(
@@ -241,12 +249,21 @@ class Agent(Generic[OutputT]):
                 except Exception as error:
                     handle._error = error
 
-        async with anyio.create_task_group() as group:
-            group.start_soon(drive)
-            try:
-                yield handle
-            finally:
-                group.cancel_scope.cancel()
+        # An error raised in the caller's block (e.g. the run's own error, re-raised by the
+        # iteration) must leave as itself, not wrapped in the task group's ExceptionGroup:
+        # it is held while the group winds down and raised after.
+        raised: BaseException | None = None
+        with receive:
+            async with anyio.create_task_group() as group:
+                group.start_soon(drive)
+                try:
+                    yield handle
+                except BaseException as error:  # re-raised below, unwrapped
+                    raised = error
+                finally:
+                    group.cancel_scope.cancel()
+        if raised is not None:
+            raise raised
 
     def _loop(self, client: GatewayClient, deps: Any, session: Session | None,
               history: list[Message], emit: Emit | None, stream: bool) -> RunLoop[OutputT]:
@@ -255,22 +272,44 @@ class Agent(Generic[OutputT]):
 
     async def _hooked(self, loop: RunLoop[OutputT], kind: str,
                       body: Callable[[], Awaitable[RunResult[OutputT]]]) -> RunResult[OutputT]:
+        """Run `body` within the run deadline and through the run hooks."""
+        timeout = self.run_timeout
+
+        async def bounded() -> RunResult[OutputT]:
+            if timeout is None:
+                return await body()
+            with anyio.move_on_after(timeout) as deadline:
+                return await body()
+            assert deadline.cancelled_caught
+            raise RunTimeoutError(
+                f"the run did not finish within run_timeout={timeout:g} s (completed steps "
+                "are kept in the session)", messages=loop.messages)
+
         hooks = self._config.hooks
         if hooks is None:
-            return await body()
+            return await bounded()
         info = RunInfo(loop.run_id, self.name,
                        loop.session.session_id if loop.session is not None else None,
                        kind, loop.stream)
-        return await hooks.on_run(info, body)
+        return await hooks.on_run(info, bounded)
 
     async def _resume(
+        self, session: Session, approved: Iterable[str], rejected: Mapping[str, str] | None,
+        deps: Any, *, emit: Emit | None, stream: bool,
+    ) -> RunResult[OutputT]:
+        async with one_run_at_a_time(session, self.busy_timeout):
+            return await self._resume_held(session, approved, rejected, deps, emit=emit,
+                                           stream=stream)
+
+    async def _resume_held(
         self, session: Session, approved: Iterable[str], rejected: Mapping[str, str] | None,
         deps: Any, *, emit: Emit | None, stream: bool,
     ) -> RunResult[OutputT]:
         rejected = dict(rejected or {})
         approved_ids = frozenset(approved)
         history = await session.get_items()
-        pending = {p.call_id: p for p in find_pending(history, self.registry)}
+        pending = {p.call_id: p for p in find_pending(history, self.registry,
+                                                       await approved_calls(session))}
         if not pending:
             raise ApprovalError(f"session {session.session_id!r} has no calls waiting for "
                                 "approval")
@@ -295,6 +334,14 @@ class Agent(Generic[OutputT]):
     ) -> RunResult[OutputT]:
         if not isinstance(prompt, str):
             raise TypeError(f"prompt must be a str, not {type(prompt).__name__}")
+        async with one_run_at_a_time(session, self.busy_timeout):
+            return await self._execute_held(prompt, deps, session, emit=emit, stream=stream,
+                                            client=client)
+
+    async def _execute_held(
+        self, prompt: str, deps: Any, session: Session | None, *, emit: Emit | None,
+        stream: bool, client: GatewayClient | None,
+    ) -> RunResult[OutputT]:
         history: list[Message] = []
         if session is not None:
             history = in_call_order(await session.get_items())

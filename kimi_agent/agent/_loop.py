@@ -10,7 +10,7 @@ and never leaves a history the gateway would refuse.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import anyio
@@ -29,16 +29,20 @@ from kimi_agent.agent._result import (
 )
 from kimi_agent.errors import (
     ApprovalError,
+    ConcurrentRunError,
+    EmptyAnswerError,
     GatewayError,
+    InvalidToolCallIdsError,
     MaxStepsExceededError,
     ModelFailedError,
     OutputLengthError,
     OutputValidationError,
     ToolRetriesExceededError,
+    UnusableReplyError,
     UsageLimitExceededError,
 )
 from kimi_agent.models._profiles import ModelProfile
-from kimi_agent.sessions._protocol import Session
+from kimi_agent.sessions._protocol import MemorySession, Session, SessionState
 from kimi_agent.tooling._run_context import RunContext, RunSignals
 from kimi_agent.wire import (
     AssistantMessage,
@@ -64,6 +68,13 @@ INTERRUPTED_TEXT = (
     "工具调用因进程中断而未完成。The tool call was interrupted before it finished and did "
     "not run to completion; call it again if it is still needed."
 )
+UNKNOWN_OUTCOME_TEXT = (
+    "该操作已获批准并开始执行，但执行结果未能记录，结果未知，请勿重复执行。The approved call "
+    "started but its result was never recorded: its outcome is unknown. Do not call it again; "
+    "tell the user it is being checked."
+)
+APPROVED_KEY = "kimi_agent.approved_calls"
+"""Session state: call ids approved and started but whose result is not yet committed."""
 REJECTED_TEXT = (
     "该操作已被人工审核拒绝：{reason}。The action was rejected by a human reviewer: {reason}. "
     "Do not retry it; explain this to the user."
@@ -100,6 +111,9 @@ class RunLoop(Generic[OutputT]):
         self._wire: dict[int, tuple[Message, dict[str, Any], int]] = {}
         self._failures: dict[str, int] = {}
         self._output_retries = 0
+        self._reasked_step = 0
+        self._tail: Message | None = history[-1] if history else None
+        """The newest message this run knows is in the session (to notice other writers)."""
         self._scratch: list[Message] = []
         """Messages sent to the model but not kept (e.g. invalid structured output)."""
 
@@ -114,12 +128,35 @@ class RunLoop(Generic[OutputT]):
         return cached[1], cached[2]
 
     async def commit(self, items: Sequence[Message]) -> None:
-        """Append a completed step to the run and to the session, as one unit."""
-        self.messages.extend(items)
-        self.new_messages.extend(items)
+        """Append a completed step to the run and to the session, as one unit.
+
+        Raises:
+            ConcurrentRunError: another writer appended to the session since this run last
+                read or wrote it (nothing is written then).
+        """
         if self.session is not None:
             with anyio.CancelScope(shield=True):
+                await self._check_unchanged()
                 await self.session.add_items(items)
+        self.messages.extend(items)
+        self.new_messages.extend(items)
+        if items:
+            self._tail = items[-1]
+
+    async def _check_unchanged(self) -> None:
+        session = self.session
+        if session is None or isinstance(session, MemorySession):
+            return  # in this process: runs on it are serialised by the conversation lock
+        newest = await session.get_items(limit=1)
+        latest = newest[-1] if newest else None
+        if (latest is None) != (self._tail is None) or (
+                latest is not None and self._tail is not None
+                and latest.model_dump(exclude_none=True)
+                != self._tail.model_dump(exclude_none=True)):
+            raise ConcurrentRunError(
+                f"session {session.session_id!r} was changed by another run while this one "
+                "was under way; this run stopped before writing. Run again to continue.",
+                messages=self.messages)
 
     async def repair(self) -> None:
         """Make a stored history valid again: calls left without a result by a crash get an
@@ -133,16 +170,20 @@ class RunLoop(Generic[OutputT]):
             return
         registry = self.config.registry
         missing = [c for c in call_message.tool_calls or () if c.id not in answered]
+        started = set(await approved_calls(self.session))
         waiting = [c.id for c in missing if c.function.name in registry
-                   and registry.get(c.function.name).requires_approval]
+                   and registry.get(c.function.name).requires_approval
+                   and c.id not in started]
         if waiting:
             name = self.session.session_id if self.session is not None else "?"
             raise ApprovalError(
                 f"session {name!r} has calls waiting for approval {waiting}: decide them "
                 "with agent.resume(session, approved=[...], rejected={...}) first")
         if missing:
-            await self.commit([ToolMessage(tool_call_id=c.id, content=INTERRUPTED_TEXT)
-                               for c in missing])
+            await self.commit([
+                ToolMessage(tool_call_id=c.id, content=UNKNOWN_OUTCOME_TEXT if c.id in started
+                            else INTERRUPTED_TEXT) for c in missing])
+            await forget_approved(self.session, [c.id for c in missing])
 
     def _context(self, step: int, model: str) -> RunContext[Any]:
         return RunContext(deps=self.deps, run_id=self.run_id, step=step, model=model,
@@ -248,6 +289,8 @@ class RunLoop(Generic[OutputT]):
             self.usage.add(completion.usage)
             message = completion.message
             message.model = profile.name
+            if self._unusable(message, completion.finish_reason, step, profile.name):
+                continue
             record = StepRecord(
                 index=step, model=profile.name, finish_reason=completion.finish_reason,
                 text=message.text, reasoning=message.reasoning_content or "",
@@ -269,6 +312,35 @@ class RunLoop(Generic[OutputT]):
             output = await self._answer(message, completion.finish_reason, record)
             if output is not _RETRY:
                 return await self._finish("completed", output, completion.finish_reason)
+
+    def _unusable(self, message: AssistantMessage, finish_reason: str | None, step: int,
+                  model: str) -> bool:
+        """True when the reply cannot be committed and is asked again (once per step).
+
+        Raises:
+            InvalidToolCallIdsError, EmptyAnswerError: the second reply of the step could
+                not be used either.
+        """
+        calls = message.tool_calls
+        if calls:
+            ids = [c.id for c in calls]
+            if all(ids) and len(set(ids)) == len(ids):
+                return False
+            error: type[UnusableReplyError] = InvalidToolCallIdsError
+            what = f"tool calls with duplicate or empty ids {ids!r}"
+        elif message.text or finish_reason == "length":
+            return False
+        else:
+            error, what = EmptyAnswerError, "neither text nor tool calls"
+        log = resolve(self.config.logger)
+        if log is not None:
+            log.warning("unusable_reply", run_id=self.run_id, step=step, model=model,
+                        problem=what, retried=self._reasked_step != step)
+        if self._reasked_step == step:
+            raise error(f"the model's reply in step {step} had {what} twice; nothing of it "
+                        "was stored", messages=self.messages)
+        self._reasked_step = step
+        return True
 
     async def _tool_step(
         self, message: AssistantMessage | None, calls: list[ToolCall], profile: ModelProfile,
@@ -327,7 +399,14 @@ class RunLoop(Generic[OutputT]):
             for call_id, reason in rejected.items()
         ]
         order = [c.id for c in call_message.tool_calls or ()]
-        status = await self._tool_step(None, calls, profile, record, approved, refusals, order)
+        # At most once: the decision is recorded before the approved calls run, and their
+        # execution and the commit of their results are shielded from cancellation (a
+        # client that goes away, Ctrl-C) — a timeout still bounds each call.
+        await remember_approved(self.session, [c.id for c in calls])
+        with anyio.CancelScope(shield=bool(calls)):
+            status = await self._tool_step(None, calls, profile, record, approved, refusals,
+                                           order)
+            await forget_approved(self.session, [c.id for c in calls])
         if status is not None:
             return await self._finish(status, None, "tool_calls")
         return await self.drive(announce=False)
@@ -432,15 +511,41 @@ def tool_message(record: ToolCallRecord) -> ToolMessage:
     return ToolMessage(tool_call_id=record.call_id, content=record.result)
 
 
-def pending_approvals(messages: Sequence[Message], registry: ToolRegistry
-                      ) -> list[PendingApproval]:
-    """Calls of the last tool step that have no result yet and wait for a person."""
+async def approved_calls(session: Session | None) -> list[str]:
+    """Calls approved and started whose results are not committed yet (none without a
+    session that keeps state)."""
+    if not isinstance(session, SessionState):
+        return []
+    return list(await session.get_state(APPROVED_KEY) or [])
+
+
+async def remember_approved(session: Session | None, call_ids: Sequence[str]) -> None:
+    if call_ids and isinstance(session, SessionState):
+        with anyio.CancelScope(shield=True):
+            known = await approved_calls(session)
+            await session.set_state(APPROVED_KEY, [*known, *(i for i in call_ids
+                                                             if i not in known)])
+
+
+async def forget_approved(session: Session | None, call_ids: Sequence[str]) -> None:
+    if call_ids and isinstance(session, SessionState):
+        with anyio.CancelScope(shield=True):
+            known = await approved_calls(session)
+            if any(i in known for i in call_ids):
+                rest = [i for i in known if i not in call_ids]
+                await session.set_state(APPROVED_KEY, rest or None)
+
+
+def pending_approvals(messages: Sequence[Message], registry: ToolRegistry,
+                      started: Collection[str] = ()) -> list[PendingApproval]:
+    """Calls of the last tool step that have no result yet and wait for a person
+    (`started`: approved calls already running or in doubt, which wait for nobody)."""
     call_message, answered = last_tool_step(messages)
     if call_message is None:
         return []
     pending = []
     for call in call_message.tool_calls or ():
-        if call.id in answered:
+        if call.id in answered or call.id in started:
             continue
         try:
             arguments = registry.get(call.function.name).parse_arguments(
@@ -453,11 +558,16 @@ def pending_approvals(messages: Sequence[Message], registry: ToolRegistry
 
 
 def in_call_order(messages: list[Message]) -> list[Message]:
-    """The history with each step's tool results in the order of its calls.
+    """The history as the gateway must see it: each step's tool results in the order of its
+    calls, exactly one result per call.
 
     A step resumed after an approval stores the approved results after the ones that ran at
-    once; Kimi expects results in call order, so they are put back in order before sending.
-    Returns `messages` itself when nothing needs to move (the common case).
+    once, so results are put back in call order. A step in the middle of the history whose
+    calls lack results (two runs raced on a session, or an older store) gets an 'interrupted'
+    result for each missing one, and a result for no call of its step is left out: the
+    gateway refuses both, and every later run would fail. The last step is left as it is
+    (its calls may be waiting for approval; `RunLoop.repair` settles it). Nothing stored is
+    changed. Returns `messages` itself when nothing needs to change (the common case).
     """
     out: list[Message] | None = None
     i, n = 0, len(messages)
@@ -465,19 +575,43 @@ def in_call_order(messages: list[Message]) -> list[Message]:
         message = messages[i]
         i += 1
         if not (isinstance(message, AssistantMessage) and message.tool_calls):
+            if out is not None:
+                out.append(message)
             continue
         start = i
         while i < n and isinstance(messages[i], ToolMessage):
             i += 1
         results = [m for m in messages[start:i] if isinstance(m, ToolMessage)]
-        order = {call.id: k for k, call in enumerate(message.tool_calls)}
-        ranks = [order.get(m.tool_call_id, len(order)) for m in results]
-        if ranks != sorted(ranks):
-            if out is None:
-                out = list(messages)
-            out[start:i] = [m for _, m in sorted(zip(ranks, results, strict=True),
-                                                 key=lambda pair: pair[0])]
+        fixed = _step_results(message.tool_calls, results, at_end=i == n)
+        if fixed is not None and out is None:
+            out = list(messages[:start - 1])
+        if out is not None:
+            out.append(message)
+            out.extend(results if fixed is None else fixed)
     return messages if out is None else out
+
+
+def _step_results(calls: list[ToolCall], results: list[ToolMessage], *, at_end: bool
+                  ) -> list[ToolMessage] | None:
+    """The results of one step fixed as `in_call_order` says, or None when they are fine."""
+    order = {call.id: k for k, call in enumerate(calls)}
+    ranks = [order.get(m.tool_call_id, -1) for m in results]
+    complete = len(results) == len(calls)
+    if -1 not in ranks and ranks == sorted(ranks) and len(set(ranks)) == len(ranks) and (
+            complete or at_end):
+        return None
+    by_call: dict[str, ToolMessage] = {}
+    for m in results:
+        if m.tool_call_id in order:
+            by_call.setdefault(m.tool_call_id, m)
+    fixed = []
+    for call in calls:
+        found = by_call.get(call.id)
+        if found is not None:
+            fixed.append(found)
+        elif not at_end:
+            fixed.append(ToolMessage(tool_call_id=call.id, content=INTERRUPTED_TEXT))
+    return fixed
 
 
 def last_tool_step(messages: Sequence[Message]) -> tuple[AssistantMessage | None, set[str]]:

@@ -16,6 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
+# The error classes are cheap to import (the standard library only) and users catch them by
+# name, so they are bound eagerly: `from kimi_agent import ModelFailedError`.
+from kimi_agent import errors as _errors
+from kimi_agent.errors import *  # noqa: F403
+
 _EXPORTS: dict[str, str] = {
     "tool": "kimi_agent.tooling._tool",
     "Tool": "kimi_agent.tooling._tool",
@@ -43,79 +48,36 @@ _EXPORTS: dict[str, str] = {
     "KeepRecentTurns": "kimi_agent.sessions._trim",
     "configure_logging": "kimi_agent._logging",
 }
-_EXPORTS.update(dict.fromkeys((
-    "KimiAgentError", "ConfigurationError", "ToolError", "ToolDefinitionError",
-    "DuplicateToolError", "ToolCallError", "UnknownToolError", "ToolArgumentError",
-    "ToolTimeoutError", "GatewayError", "MissingAPIKeyError", "BadRequestError",
-    "ContextLengthError", "ContentFilterError", "AuthenticationError", "PaymentRequiredError",
-    "NotFoundError", "RateLimitError", "QuotaExceededError", "ServerError",
-    "GatewayTimeoutError", "GatewayConnectionError", "IncompleteStreamError",
-    "ResponseFormatError", "RunError", "MaxStepsExceededError", "UsageLimitExceededError",
-    "ToolRetriesExceededError", "OutputLengthError", "OutputValidationError",
-    "ModelFailedError", "SessionError", "ApprovalError",
-), "kimi_agent.errors"))
 
 __all__ = [
     "Agent",
-    "ApprovalError",
-    "AuthenticationError",
-    "BadRequestError",
-    "ConfigurationError",
-    "ContentFilterError",
-    "ContextLengthError",
-    "DuplicateToolError",
     "GatewayClient",
-    "GatewayConnectionError",
-    "GatewayError",
-    "GatewayTimeoutError",
     "Handoff",
-    "IncompleteStreamError",
     "KeepRecentTurns",
-    "KimiAgentError",
-    "MaxStepsExceededError",
     "MemorySession",
-    "MissingAPIKeyError",
-    "ModelFailedError",
     "ModelProfile",
     "ModelRouter",
-    "NotFoundError",
-    "OutputLengthError",
-    "OutputValidationError",
-    "PaymentRequiredError",
     "PendingApproval",
-    "QuotaExceededError",
-    "RateLimitError",
-    "ResponseFormatError",
     "RetryPolicy",
     "RunContext",
-    "RunError",
     "RunHooks",
     "RunResult",
     "RunUsage",
     "SQLiteSession",
     "SQLiteStore",
-    "ServerError",
     "Session",
-    "SessionError",
     "StepRecord",
     "Tool",
-    "ToolArgumentError",
-    "ToolCallError",
     "ToolCallRecord",
-    "ToolDefinitionError",
-    "ToolError",
     "ToolRegistry",
-    "ToolRetriesExceededError",
-    "ToolTimeoutError",
     "TrimPolicy",
-    "UnknownToolError",
-    "UsageLimitExceededError",
     "UsageLimits",
     "__version__",
     "configure_logging",
     "register_model",
     "tool",
 ]
+__all__ += _errors.__all__
 
 if TYPE_CHECKING:
     from kimi_agent._logging import configure_logging
@@ -123,41 +85,6 @@ if TYPE_CHECKING:
     from kimi_agent.agent._agent import Agent
     from kimi_agent.agent._hooks import RunHooks
     from kimi_agent.agent._result import PendingApproval, RunResult, StepRecord
-    from kimi_agent.errors import (
-        ApprovalError,
-        AuthenticationError,
-        BadRequestError,
-        ConfigurationError,
-        ContentFilterError,
-        ContextLengthError,
-        DuplicateToolError,
-        GatewayConnectionError,
-        GatewayError,
-        GatewayTimeoutError,
-        IncompleteStreamError,
-        KimiAgentError,
-        MaxStepsExceededError,
-        MissingAPIKeyError,
-        ModelFailedError,
-        NotFoundError,
-        OutputLengthError,
-        OutputValidationError,
-        PaymentRequiredError,
-        QuotaExceededError,
-        RateLimitError,
-        ResponseFormatError,
-        RunError,
-        ServerError,
-        SessionError,
-        ToolArgumentError,
-        ToolCallError,
-        ToolDefinitionError,
-        ToolError,
-        ToolRetriesExceededError,
-        ToolTimeoutError,
-        UnknownToolError,
-        UsageLimitExceededError,
-    )
     from kimi_agent.gateway._client import GatewayClient
     from kimi_agent.gateway._retry import RetryPolicy
     from kimi_agent.models._profiles import ModelProfile, register_model

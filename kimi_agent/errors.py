@@ -15,6 +15,49 @@ if TYPE_CHECKING:
     from kimi_agent.wire import ChatCompletion, Message
 
 
+__all__ = [
+    "ApprovalError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ConcurrentRunError",
+    "ConfigurationError",
+    "ContentFilterError",
+    "ContextLengthError",
+    "ConversationBusyError",
+    "DuplicateToolError",
+    "EmptyAnswerError",
+    "GatewayConnectionError",
+    "GatewayError",
+    "GatewayTimeoutError",
+    "IncompleteStreamError",
+    "InvalidToolCallIdsError",
+    "KimiAgentError",
+    "MaxStepsExceededError",
+    "MissingAPIKeyError",
+    "ModelFailedError",
+    "NotFoundError",
+    "OutputLengthError",
+    "OutputValidationError",
+    "PaymentRequiredError",
+    "QuotaExceededError",
+    "RateLimitError",
+    "ResponseFormatError",
+    "RunError",
+    "RunTimeoutError",
+    "ServerError",
+    "SessionError",
+    "ToolArgumentError",
+    "ToolCallError",
+    "ToolDefinitionError",
+    "ToolError",
+    "ToolRetriesExceededError",
+    "ToolTimeoutError",
+    "UnknownToolError",
+    "UnusableReplyError",
+    "UsageLimitExceededError",
+]
+
+
 class KimiAgentError(Exception):
     """Base class of every error raised by kimi-agent."""
 

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import anyio
+from pydantic_core import to_jsonable_python
 
 from kimi_agent._logging import resolve
 from kimi_agent._tokens import estimate_wire_message
@@ -548,8 +549,9 @@ def pending_approvals(messages: Sequence[Message], registry: ToolRegistry,
         if call.id in answered or call.id in started:
             continue
         try:
-            arguments = registry.get(call.function.name).parse_arguments(
-                call.function.arguments)
+            # JSON-safe (a pydantic-model argument becomes its dict): for people and UIs
+            arguments = to_jsonable_python(registry.get(call.function.name).parse_arguments(
+                call.function.arguments))
         except Exception:
             arguments = {}
         pending.append(PendingApproval(call.id, call.function.name, arguments,

@@ -46,11 +46,13 @@ _EXPORTS: dict[str, str] = {
     "SQLiteStore": "kimi_agent.sessions._sqlite",
     "TrimPolicy": "kimi_agent.sessions._trim",
     "KeepRecentTurns": "kimi_agent.sessions._trim",
+    "CacheAwareTrim": "kimi_agent.sessions._trim",
     "configure_logging": "kimi_agent._logging",
 }
 
 __all__ = [
     "Agent",
+    "CacheAwareTrim",
     "GatewayClient",
     "Handoff",
     "KeepRecentTurns",
@@ -91,7 +93,7 @@ if TYPE_CHECKING:
     from kimi_agent.models._router import ModelRouter
     from kimi_agent.sessions._protocol import MemorySession, Session
     from kimi_agent.sessions._sqlite import SQLiteSession, SQLiteStore
-    from kimi_agent.sessions._trim import KeepRecentTurns, TrimPolicy
+    from kimi_agent.sessions._trim import CacheAwareTrim, KeepRecentTurns, TrimPolicy
     from kimi_agent.tooling._records import ToolCallRecord
     from kimi_agent.tooling._run_context import Handoff, RunContext
     from kimi_agent.tooling._tool import Tool, ToolRegistry, tool

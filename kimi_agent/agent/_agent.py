@@ -21,7 +21,14 @@ from kimi_agent._logging import EventLogger
 from kimi_agent._usage import UsageLimits
 from kimi_agent.agent import _events as ev
 from kimi_agent.agent._hooks import RunHooks, RunInfo, ToolExecution, chain_hooks
-from kimi_agent.agent._loop import Emit, RunLoop, approved_calls, in_call_order, last_tool_step
+from kimi_agent.agent._loop import (
+    Emit,
+    RunLoop,
+    approved_calls,
+    in_call_order,
+    last_tool_step,
+    read_history,
+)
 from kimi_agent.agent._loop import pending_approvals as find_pending
 from kimi_agent.agent._output import OutputSpec
 from kimi_agent.agent._request import RequestParts
@@ -33,7 +40,7 @@ from kimi_agent.gateway._client import GatewayClient
 from kimi_agent.models._profiles import DEFAULT_PROFILES, ModelProfile, ModelProfiles
 from kimi_agent.models._router import ModelRouter
 from kimi_agent.sessions._protocol import Session
-from kimi_agent.sessions._trim import KeepRecentTurns, TrimPolicy
+from kimi_agent.sessions._trim import CacheAwareTrim, TrimPolicy
 from kimi_agent.tooling._executor import AroundTool, ToolExecutor
 from kimi_agent.tooling._run_context import RunContext
 from kimi_agent.tooling._tool import Tool, ToolRegistry
@@ -118,7 +125,7 @@ class Agent(Generic[OutputT]):
             output_retries=output_retries,
             usage_limits=usage_limits or UsageLimits(),
             max_tokens=max_tokens,
-            trim_policy=trim_policy or KeepRecentTurns(),
+            trim_policy=trim_policy or CacheAwareTrim(),
             logger=logger,
             hooks=chained,
         )
@@ -232,7 +239,7 @@ class Agent(Generic[OutputT]):
 
     async def pending_approvals(self, session: Session) -> list[PendingApproval]:
         """The calls of `session` waiting for a person's decision ([] when none)."""
-        return find_pending(await session.get_items(), self.registry,
+        return find_pending((await read_history(session))[1], self.registry,
                             await approved_calls(session))
 
     @asynccontextmanager
@@ -266,9 +273,10 @@ class Agent(Generic[OutputT]):
             raise raised
 
     def _loop(self, client: GatewayClient, deps: Any, session: Session | None,
-              history: list[Message], emit: Emit | None, stream: bool) -> RunLoop[OutputT]:
+              history: list[Message], emit: Emit | None, stream: bool, base: int = 0
+              ) -> RunLoop[OutputT]:
         return RunLoop(self._config, client=client, run_id=uuid.uuid4().hex, deps=deps,
-                       session=session, history=history, emit=emit, stream=stream)
+                       session=session, history=history, emit=emit, stream=stream, base=base)
 
     async def _hooked(self, loop: RunLoop[OutputT], kind: str,
                       body: Callable[[], Awaitable[RunResult[OutputT]]]) -> RunResult[OutputT]:
@@ -307,7 +315,7 @@ class Agent(Generic[OutputT]):
     ) -> RunResult[OutputT]:
         rejected = dict(rejected or {})
         approved_ids = frozenset(approved)
-        history = await session.get_items()
+        base, history = await read_history(session)
         pending = {p.call_id: p for p in find_pending(history, self.registry,
                                                        await approved_calls(session))}
         if not pending:
@@ -322,7 +330,7 @@ class Agent(Generic[OutputT]):
                 raise ApprovalError(f"calls {sorted(ids)} {problem} in session "
                                     f"{session.session_id!r}; pending: {sorted(pending)}")
         loop = self._loop(self._client_for_run(), deps, session, in_call_order(history),
-                          emit, stream)
+                          emit, stream, base)
         call_message, _ = last_tool_step(history)
         assert call_message is not None
         return await self._hooked(
@@ -343,10 +351,12 @@ class Agent(Generic[OutputT]):
         stream: bool, client: GatewayClient | None,
     ) -> RunResult[OutputT]:
         history: list[Message] = []
+        base = 0
         if session is not None:
-            history = in_call_order(await session.get_items())
+            base, stored = await read_history(session)
+            history = in_call_order(stored)
         loop = self._loop(client or self._client_for_run(), deps, session, history, emit,
-                          stream)
+                          stream, base)
 
         async def body() -> RunResult[OutputT]:
             await loop.repair()

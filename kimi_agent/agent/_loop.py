@@ -43,7 +43,13 @@ from kimi_agent.errors import (
     UsageLimitExceededError,
 )
 from kimi_agent.models._profiles import ModelProfile
-from kimi_agent.sessions._protocol import MemorySession, Session, SessionState
+from kimi_agent.sessions._protocol import (
+    MemorySession,
+    Session,
+    SessionState,
+    WindowedSession,
+)
+from kimi_agent.sessions._trim import CacheAwareTrim, KeepRecentTurns
 from kimi_agent.tooling._run_context import RunContext, RunSignals
 from kimi_agent.wire import (
     AssistantMessage,
@@ -74,6 +80,9 @@ UNKNOWN_OUTCOME_TEXT = (
     "started but its result was never recorded: its outcome is unknown. Do not call it again; "
     "tell the user it is being checked."
 )
+WINDOW_KEY = "kimi_agent.window_start"
+"""Session state: where the history sent to the model starts (a trim's cut, kept so that the
+next run reads from there instead of the whole history)."""
 APPROVED_KEY = "kimi_agent.approved_calls"
 """Session state: call ids approved and started but whose result is not yet committed."""
 REJECTED_TEXT = (
@@ -96,8 +105,12 @@ class RunLoop(Generic[OutputT]):
         history: list[Message],
         emit: Emit | None,
         stream: bool,
+        base: int = 0,
     ) -> None:
         self.config = config
+        self.base = base
+        """The position in the session of `history[0]` (the stored window start)."""
+        self._cut = self._stored_cut = base
         self.client = client
         self.run_id = run_id
         self.deps = deps
@@ -143,6 +156,10 @@ class RunLoop(Generic[OutputT]):
         self.new_messages.extend(items)
         if items:
             self._tail = items[-1]
+        if self._cut > self._stored_cut and isinstance(self.session, SessionState):
+            with anyio.CancelScope(shield=True):
+                await self.session.set_state(WINDOW_KEY, self._cut)
+            self._stored_cut = self._cut
 
     async def _check_unchanged(self) -> None:
         session = self.session
@@ -203,7 +220,9 @@ class RunLoop(Generic[OutputT]):
         budget = profile.context_window - fixed - reserve
         budget -= profile.margin(budget)
         if sum(count for _, count in forms) > budget:
-            history = config.trim_policy.trim(history, [c for _, c in forms], budget)
+            trimmed = config.trim_policy.trim(history, [c for _, c in forms], budget)
+            self._note_cut(history, trimmed, profile)
+            history = trimmed
             forms = [self._wire_form(m) for m in history]
         prompt_tokens = fixed + sum(count for _, count in forms)
         body: dict[str, Any] = {
@@ -219,6 +238,26 @@ class RunLoop(Generic[OutputT]):
         if self.stream:
             body["stream"] = True
         return dumps(body).encode()
+
+    def _note_cut(self, history: list[Message], kept: list[Message], profile: ModelProfile
+                  ) -> None:
+        """Remember where a trim made the history start, when the policy only ever drops
+        from the front and the request went to the largest window: runs after this one can
+        read the session from there (the prompt then starts at the same message)."""
+        if not isinstance(self.config.trim_policy, CacheAwareTrim | KeepRecentTurns):
+            return
+        if profile.context_window < max(p.context_window for p in self._profiles()):
+            return
+        offset = len(history) - len(kept)
+        if not kept or offset <= 0 or offset > len(self.messages) or \
+                kept[0] is not history[offset] or kept[-1] is not history[-1]:
+            return
+        self._cut = max(self._cut, self.base + offset)
+
+    def _profiles(self) -> list[ModelProfile]:
+        router = self.config.router
+        return [router.primary] if router.fallback is None else [router.primary,
+                                                                  router.fallback]
 
     def _prompt_estimate(self) -> int:
         request = self.config.request
@@ -510,6 +549,16 @@ _RETRY: Any = _Retry()
 
 def tool_message(record: ToolCallRecord) -> ToolMessage:
     return ToolMessage(tool_call_id=record.call_id, content=record.result)
+
+
+async def read_history(session: Session) -> tuple[int, list[Message]]:
+    """The stored history a run may send, and its position in the session: from the stored
+    window start on when the session can read a range (not the whole conversation)."""
+    if isinstance(session, WindowedSession) and isinstance(session, SessionState):
+        start = await session.get_state(WINDOW_KEY)
+        if isinstance(start, int) and start > 0:
+            return start, await session.get_since(start)
+    return 0, await session.get_items()
 
 
 async def approved_calls(session: Session | None) -> list[str]:

@@ -14,12 +14,14 @@ from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import anyio
+import anyio.abc
 from pydantic_core import to_jsonable_python
 
 from kimi_agent._logging import resolve
 from kimi_agent._tokens import estimate_wire_message
 from kimi_agent._usage import RunUsage
 from kimi_agent.agent import _events as ev
+from kimi_agent.agent._early import EarlyStarter, Started
 from kimi_agent.agent._hooks import ModelCall
 from kimi_agent.agent._result import (
     PendingApproval,
@@ -126,6 +128,8 @@ class RunLoop(Generic[OutputT]):
         self._failures: dict[str, int] = {}
         self._output_retries = 0
         self._reasked_step = 0
+        self._group: anyio.abc.TaskGroup | None = None
+        self._starter: EarlyStarter | None = None
         self._tail: Message | None = history[-1] if history else None
         """The newest message this run knows is in the session (to notice other writers)."""
         self._scratch: list[Message] = []
@@ -291,12 +295,16 @@ class RunLoop(Generic[OutputT]):
 
     def _on_fallback(self, step: int) -> Callable[[str, str, str], Awaitable[None]]:
         async def on_fallback(source: str, target: str, reason: str) -> None:
+            if self._starter is not None and target not in self._parallel_names():
+                self._starter.stop()
             if self.emit is not None:
                 await self.emit(ev.FallbackActivated(step, source, target, reason))
         return on_fallback
 
     def _on_chunk(self, step: int) -> Callable[[ChatCompletionChunk], Awaitable[None]]:
         async def on_chunk(chunk: ChatCompletionChunk) -> None:
+            if self._starter is not None:
+                self._starter.feed(chunk)
             if self.emit is None:
                 return
             for choice in chunk.choices:
@@ -310,7 +318,38 @@ class RunLoop(Generic[OutputT]):
     # ------------------------------------------------------------------ the loop
 
     async def drive(self, *, announce: bool = True) -> RunResult[OutputT]:
-        """Ask, run tools, repeat until an answer; `announce` emits `RunStarted` first."""
+        """Ask, run tools, repeat until an answer; `announce` emits `RunStarted` first.
+
+        On the streamed path with read-only tools, a task group holds the calls that start
+        while a reply is still streaming (see `EarlyStarter`)."""
+        if not (self.stream and self._early_possible()):
+            return await self._drive(announce)
+        raised: BaseException | None = None
+        result: RunResult[OutputT] | None = None
+        async with anyio.create_task_group() as group:
+            self._group = group
+            try:
+                result = await self._drive(announce)
+            except BaseException as error:  # re-raised below as itself, not in a group
+                raised = error
+            finally:
+                self._group = None
+                group.cancel_scope.cancel()
+        if raised is not None:
+            raise raised
+        assert result is not None
+        return result
+
+    def _parallel_names(self) -> set[str]:
+        router = self.config.router
+        return {p.name for p in (router.primary, router.fallback)
+                if p is not None and p.parallel_tool_calls}
+
+    def _early_possible(self) -> bool:
+        return self.config.router.primary.parallel_tool_calls and any(
+            getattr(t, "read_only", False) for t in self.config.registry)
+
+    async def _drive(self, announce: bool) -> RunResult[OutputT]:
         config = self.config
         if announce and self.emit is not None:
             await self.emit(ev.RunStarted(self.run_id, config.router.primary.name))
@@ -325,6 +364,7 @@ class RunLoop(Generic[OutputT]):
                     f"the run reached its limit of {config.usage_limits.request_limit} "
                     "requests", messages=self.messages)
             started = time.perf_counter()
+            self._starter = self._early_starter(step)
             completion, profile, reason = await self._model_call(step)
             self.usage.add(completion.usage)
             message = completion.message
@@ -352,6 +392,32 @@ class RunLoop(Generic[OutputT]):
             output = await self._answer(message, completion.finish_reason, record)
             if output is not _RETRY:
                 return await self._finish("completed", output, completion.finish_reason)
+
+    def _early_starter(self, step: int) -> EarlyStarter | None:
+        if self._group is None:
+            return None
+        primary = self.config.router.primary.name
+        return EarlyStarter(self._group, self.config.registry, self.config.executor,
+                            lambda: self._context(step, primary),
+                            self._on_call(step) if self.emit is not None else None,
+                            frozenset(self._parallel_names()))
+
+    async def _with_early(
+        self, calls: list[ToolCall], records: list[ToolCallRecord],
+        early: list[tuple[ToolCall, Started]], ctx: RunContext[Any], profile: ModelProfile,
+        record: StepRecord, approved: frozenset[str],
+    ) -> list[ToolCallRecord]:
+        """The step's records in call order: the early ones awaited, any early call that was
+        cancelled before it finished run now."""
+        by_id = {r.call_id: r for r in records}
+        for call, started in early:
+            done = await EarlyStarter.result(started, call)
+            if done is None:
+                [done] = await self.config.executor.execute(
+                    [call], ctx, parallel=True, skip_approval=approved,
+                    on_call=self._on_call(record.index) if self.emit is not None else None)
+            by_id[call.id] = done
+        return [by_id[c.id] for c in calls]
 
     def _unusable(self, message: AssistantMessage, finish_reason: str | None, step: int,
                   model: str) -> bool:
@@ -394,11 +460,21 @@ class RunLoop(Generic[OutputT]):
         approved calls and adds `decided`, the records of calls a person rejected. Both go
         through here, so failures are counted and results ordered the same way."""
         ctx = self._context(record.index, profile.name)
+        starter, self._starter = self._starter, None
+        early = [] if starter is None or not profile.parallel_tool_calls else [
+            (call, started) for call in calls if (started := starter.claim(call)) is not None]
+        if starter is not None:
+            starter.discard()
+        claimed = {call.id for call, _ in early}
         records = await self.config.executor.execute(
-            calls, ctx, parallel=profile.parallel_tool_calls,
+            [c for c in calls if c.id not in claimed] if early else calls, ctx,
+            parallel=profile.parallel_tool_calls,
             on_call=self._on_call(record.index) if self.emit is not None else None,
             skip_approval=approved,
         )
+        if early:
+            records = await self._with_early(calls, records, early, ctx, profile, record,
+                                             approved)
         if decided:
             for refusal in decided:
                 if self.emit is not None:

@@ -34,6 +34,8 @@ _EXPORTS: dict[str, str] = {
     "ModelRouter": "kimi_agent.models._router",
     "Agent": "kimi_agent.agent._agent",
     "RunHooks": "kimi_agent.agent._hooks",
+    "GuardrailResult": "kimi_agent.agent._guardrails",
+    "AgentHandoff": "kimi_agent.agent._handoffs",
     "RunResult": "kimi_agent.agent._result",
     "StepRecord": "kimi_agent.agent._result",
     "ToolCallRecord": "kimi_agent.tooling._records",
@@ -52,8 +54,10 @@ _EXPORTS: dict[str, str] = {
 
 __all__ = [
     "Agent",
+    "AgentHandoff",
     "CacheAwareTrim",
     "GatewayClient",
+    "GuardrailResult",
     "Handoff",
     "KeepRecentTurns",
     "MemorySession",
@@ -85,6 +89,8 @@ if TYPE_CHECKING:
     from kimi_agent._logging import configure_logging
     from kimi_agent._usage import RunUsage, UsageLimits
     from kimi_agent.agent._agent import Agent
+    from kimi_agent.agent._guardrails import GuardrailResult
+    from kimi_agent.agent._handoffs import AgentHandoff
     from kimi_agent.agent._hooks import RunHooks
     from kimi_agent.agent._result import PendingApproval, RunResult, StepRecord
     from kimi_agent.gateway._client import GatewayClient

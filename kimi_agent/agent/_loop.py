@@ -22,6 +22,8 @@ from kimi_agent._tokens import estimate_wire_message
 from kimi_agent._usage import RunUsage
 from kimi_agent.agent import _events as ev
 from kimi_agent.agent._early import EarlyStarter, Started
+from kimi_agent.agent._guardrails import StreamGuard, holdbacks_of, run_guardrails
+from kimi_agent.agent._handoffs import ACTIVE_AGENT_KEY, InputFilter
 from kimi_agent.agent._hooks import ModelCall
 from kimi_agent.agent._result import (
     PendingApproval,
@@ -35,6 +37,7 @@ from kimi_agent.errors import (
     ConcurrentRunError,
     EmptyAnswerError,
     GatewayError,
+    GuardrailTripped,
     InvalidToolCallIdsError,
     MaxStepsExceededError,
     ModelFailedError,
@@ -108,6 +111,8 @@ class RunLoop(Generic[OutputT]):
         emit: Emit | None,
         stream: bool,
         base: int = 0,
+        input_filter: InputFilter | None = None,
+        filter_until: int = 0,
     ) -> None:
         self.config = config
         self.base = base
@@ -122,6 +127,12 @@ class RunLoop(Generic[OutputT]):
         self.steps: list[StepRecord] = []
         self.usage = RunUsage()
         self.signals = RunSignals()
+        self.signals.events = emit
+        self._input_filter = input_filter
+        self._filter_until = filter_until
+        """The session position where the hand-off happened (the filter applies before it)."""
+        self._instructions: str | None = None
+        self._guard: StreamGuard | None = None
         self.emit = emit
         self.stream = stream
         self._wire: dict[int, tuple[Message, dict[str, Any], int]] = {}
@@ -180,6 +191,86 @@ class RunLoop(Generic[OutputT]):
                 "was under way; this run stopped before writing. Run again to continue.",
                 messages=self.messages)
 
+    async def start(self, prompt: str) -> None:
+        """Open the run with the user's message: the instructions of this run are fixed
+        now, input guardrails see the message, and it is committed.
+
+        Raises:
+            GuardrailTripped: an input guardrail tripped (the message and the guardrail's
+                reply are stored, so the conversation stays valid).
+        """
+        self._instructions = await self.config.request.resolve(self._context(0, ""))
+        guardrails = self.config.input_guardrails
+        if not guardrails:
+            await self.commit([UserMessage(content=prompt)])
+            return
+        try:
+            prompt = await run_guardrails(guardrails, self._context(0, ""), prompt,
+                                          kind="input", messages=self.messages)
+        except GuardrailTripped as tripped:
+            await self.commit([UserMessage(content=prompt),
+                               AssistantMessage(content=tripped.reply or "…")])
+            tripped.messages = list(self.messages)
+            raise
+        await self.commit([UserMessage(content=prompt)])
+
+    async def _after_tools(self, record: StepRecord) -> None:
+        """What tools asked of the run in a step: a tripped tool guardrail ends it, a
+        `transfer_to_…` call hands the conversation to another agent."""
+        tripped = self.signals.tripped
+        if isinstance(tripped, GuardrailTripped):
+            self.signals.tripped = None
+            await self.commit([AssistantMessage(content=tripped.reply or "…")])
+            tripped.messages = list(self.messages)
+            raise tripped
+        target = self.signals.transfer
+        if target is None:
+            return
+        self.signals.transfer = None
+        handoff = self.config.handoffs.get(target)
+        if handoff is None:
+            return
+        source = self.config.name
+        self.config = handoff.agent._config
+        self._input_filter = handoff.input_filter
+        self._filter_until = self.base + len(self.messages)
+        self._failures.clear()
+        self._instructions = await self.config.request.resolve(
+            self._context(record.index, ""))
+        if isinstance(self.session, SessionState):
+            with anyio.CancelScope(shield=True):
+                await self.session.set_state(ACTIVE_AGENT_KEY, {
+                    "agent": target, "via": source, "at": self._filter_until})
+        log = resolve(self.config.logger)
+        if log is not None:
+            log.info("handoff", run_id=self.run_id, step=record.index, from_agent=source,
+                     to_agent=target)
+        if self.emit is not None:
+            await self.emit(ev.HandoffActivated(record.index, source, target))
+
+    async def _guard_answer(self, message: AssistantMessage, record: StepRecord) -> None:
+        """Output guardrails on a final text answer, before it is stored or shown."""
+        text = message.text
+        try:
+            checked = await run_guardrails(self.config.output_guardrails,
+                                           self._context(record.index, record.model), text,
+                                           kind="output", messages=self.messages)
+        except GuardrailTripped as tripped:
+            self._scratch.clear()
+            await self.commit([AssistantMessage(content=tripped.reply or "…",
+                                                model=message.model)])
+            tripped.messages = list(self.messages)
+            if self.emit is not None and tripped.reply:
+                await self.emit(ev.TextDelta(record.index, tripped.reply))
+            raise
+        if checked != text:
+            message.content = checked
+            record.text = checked
+        if self._guard is not None and self.emit is not None:
+            rest = self._guard.finish(checked)
+            if rest:
+                await self.emit(ev.TextDelta(record.index, rest))
+
     async def repair(self) -> None:
         """Make a stored history valid again: calls left without a result by a crash get an
         'interrupted' result; calls waiting for approval must be resumed first.
@@ -216,8 +307,13 @@ class RunLoop(Generic[OutputT]):
     def _build(self, profile: ModelProfile) -> bytes:
         config = self.config
         history = self.messages + self._scratch if self._scratch else self.messages
+        if self._input_filter is not None:
+            # the filter decides what of the history before the hand-off the target sees;
+            # the target's own steps since then are sent as they are
+            split = max(0, min(len(history), self._filter_until - self.base))
+            history = self._input_filter(list(history[:split])) + list(history[split:])
         forms = [self._wire_form(m) for m in history]
-        system, system_tokens = config.request.system_prompt(profile)
+        system, system_tokens = config.request.system_prompt(profile, self._instructions)
         tools, tools_tokens = config.request.tools()
         fixed = system_tokens + tools_tokens
         reserve = min(profile.max_output, config.max_tokens or profile.max_output)
@@ -265,7 +361,8 @@ class RunLoop(Generic[OutputT]):
 
     def _prompt_estimate(self) -> int:
         request = self.config.request
-        total = request.system_prompt(self.config.router.primary)[1] + request.tools()[1]
+        total = request.system_prompt(self.config.router.primary, self._instructions)[1] + \
+            request.tools()[1]
         for message in self.messages:
             total += self._wire_form(message)[1]
         return total
@@ -312,7 +409,10 @@ class RunLoop(Generic[OutputT]):
                 if delta.reasoning_content:
                     await self.emit(ev.ReasoningDelta(step, delta.reasoning_content))
                 if delta.content:
-                    await self.emit(ev.TextDelta(step, delta.content))
+                    text = delta.content if self._guard is None else \
+                        await self._guard.feed(delta.content)
+                    if text:
+                        await self.emit(ev.TextDelta(step, text))
         return on_chunk
 
     # ------------------------------------------------------------------ the loop
@@ -350,10 +450,10 @@ class RunLoop(Generic[OutputT]):
             getattr(t, "read_only", False) for t in self.config.registry)
 
     async def _drive(self, announce: bool) -> RunResult[OutputT]:
-        config = self.config
         if announce and self.emit is not None:
-            await self.emit(ev.RunStarted(self.run_id, config.router.primary.name))
+            await self.emit(ev.RunStarted(self.run_id, self.config.router.primary.name))
         while True:
+            config = self.config       # a hand-off changes it between steps
             step = len(self.steps) + 1
             if step > config.max_steps:
                 raise MaxStepsExceededError(
@@ -365,6 +465,10 @@ class RunLoop(Generic[OutputT]):
                     "requests", messages=self.messages)
             started = time.perf_counter()
             self._starter = self._early_starter(step)
+            if self.stream and self.config.output_guardrails:
+                self._guard = StreamGuard(self.config.output_guardrails,
+                                          self._context(step, ""),
+                                          holdbacks_of(self.config.output_guardrails))
             completion, profile, reason = await self._model_call(step)
             self.usage.add(completion.usage)
             message = completion.message
@@ -382,6 +486,7 @@ class RunLoop(Generic[OutputT]):
             exceeded = config.usage_limits.exceeded(self.usage)
             if message.tool_calls:
                 status = await self._tool_step(message, message.tool_calls, profile, record)
+                await self._after_tools(record)
                 if exceeded:
                     raise UsageLimitExceededError(exceeded, messages=self.messages)
                 if status is not None:
@@ -503,6 +608,7 @@ class RunLoop(Generic[OutputT]):
         """Finish the step that waited for approval, then go on as a fresh run would: the
         approved calls run, the rejected ones answer the model with the reason."""
         profile = self.config.profile_named(call_message.model)
+        self._instructions = await self.config.request.resolve(self._context(0, ""))
         if self.emit is not None:
             await self.emit(ev.RunStarted(self.run_id, profile.name))
         record = StepRecord(index=1, model=profile.name, finish_reason="tool_calls")
@@ -560,6 +666,8 @@ class RunLoop(Generic[OutputT]):
                 messages=self.messages)
         spec = self.config.output
         if spec is None:
+            if self.config.output_guardrails:
+                await self._guard_answer(message, record)
             await self._commit_answer(message, record)
             return message.text
         try:

@@ -66,7 +66,8 @@ async def test_input_and_output_rewrites_mask_phone_numbers(streamed: bool) -> N
         session = MemorySession()
         output, shown = await run(agent, "我的手机是13987654321，订单到哪了？", session, streamed)
     assert sim.last_request.messages[-1]["content"] == "我的手机是139****4321，订单到哪了？"
-    assert output == shown == "您说的是：我的手机是139****4321，订单到哪了？，联系电话 138****5678。"
+    expected = "您说的是：我的手机是139****4321，订单到哪了？，联系电话 138****5678。"
+    assert output == shown == expected
     stored = await session.get_items()
     assert "13987654321" not in str([m.model_dump() for m in stored])
     assert "13812345678" not in str([m.model_dump() for m in stored])

@@ -28,7 +28,7 @@ async def test_triage_hands_refunds_over_and_the_approval_resumes_in_another_pro
     db = tmp_path / "shop.db"
     sim = GatewaySimulator(responder=model)
     async with sim_client(sim) as client, SQLiteSession("顾客-5", db) as session:
-        triage, _, refunds = build(client)
+        triage, _, _ = build(client)
         assert "transfer_to_refunds" in triage.registry and "transfer_to_billing" in \
             triage.registry
         seen = []

@@ -75,7 +75,8 @@ async def test_an_agent_as_a_tool_counts_its_usage_once_and_nests_its_events() -
             return Reply(text="Where is my order?")
         if request.tool_results:
             return Reply(text=f"翻译结果：{request.tool_results[0].content}")
-        return Reply(reasoning="请翻译助手", tool_calls=[("translator", {"request": "我的订单在哪"})])
+        return Reply(reasoning="请翻译助手",
+                     tool_calls=[("translator", {"request": "我的订单在哪"})])
 
     sim = GatewaySimulator(responder=responder)
     async with sim_client(sim) as client:

@@ -97,7 +97,7 @@ class _ChildServer:
         finally:
             log.close()
         deadline = time.monotonic() + timeout
-        while not self._is_ready():
+        while self._proc.poll() is not None or not self._is_ready():
             if self._proc.poll() is not None:
                 raise ServiceFailed(f"{self.name} exited with {self._proc.returncode} at start; "
                                     f"log {self.log_path}:\n{_log_tail(self.log_path)}")
@@ -119,18 +119,30 @@ class _ChildServer:
             proc.wait(timeout)
         except subprocess.TimeoutExpired:
             self.crash()
-        self._reap_group(proc)
         self._proc = None
 
     def crash(self) -> None:
-        """SIGKILL the server and every process it started, like a machine losing power."""
+        """SIGKILL the server and every process it started, like a machine losing power.
+
+        Children are found by parentage, not process group: PostgreSQL's backends each call
+        setsid(), and one left alive would go on answering its open connection.
+        """
         proc = self._proc
         if proc is None:
             return
+        import psutil  # type: ignore[import-untyped]
+
+        try:
+            children = psutil.Process(proc.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            children = []
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
+        for child in children:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.kill()
         proc.wait()
-        self._reap_group(proc)
+        psutil.wait_procs(children, timeout=10)
         self._proc = None
 
     def restart(self) -> None:
@@ -140,21 +152,14 @@ class _ChildServer:
 
     _stop_signal = signal.SIGTERM
 
-    @staticmethod
-    def _reap_group(proc: subprocess.Popen[bytes]) -> None:
-        # Children still alive after the leader exited (a crashed postmaster's backends).
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-
-    def _answers_tcp(self, probe: bytes, expect: bytes) -> bool:
+    def _ask(self, request: bytes) -> bytes:
+        """Send `request` on a fresh TCP connection to the port; the first answer, or b""."""
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=1.0) as sock:
-                if not probe:
-                    return True
-                sock.sendall(probe)
-                return sock.recv(64).startswith(expect)
+                sock.sendall(request)
+                return sock.recv(65536)
         except OSError:
-            return False
+            return b""
 
 
 class RedisServer(_ChildServer):
@@ -191,7 +196,9 @@ class RedisServer(_ChildServer):
                 "--protected-mode", "no", "--daemonize", "no", "--loglevel", "warning"]
 
     def _is_ready(self) -> bool:
-        return self._answers_tcp(b"PING\r\n", b"+PONG")
+        # Ours, not some other program that got the port first: the answer names our pid.
+        info = self._ask(b"INFO server\r\n").decode("latin-1")
+        return self._proc is not None and f"process_id:{self._proc.pid}\r\n" in info
 
 
 class PostgresServer(_ChildServer):
@@ -274,11 +281,15 @@ class PostgresServer(_ChildServer):
         return args
 
     def _is_ready(self) -> bool:
-        if not self._answers_tcp(b"", b""):
+        # postmaster.pid: pid, data dir, start time, port, socket dir, address, shm, status.
+        # Ours (our pid, our port) and "ready" once it accepts connections, after recovery.
+        try:
+            lines = (self.data / "postmaster.pid").read_text().splitlines()
+        except OSError:
             return False
-        done = subprocess.run([str(self.bin / "pg_isready"), "-q", "-h", "127.0.0.1",
-                               "-p", str(self.port), "-U", "postgres"], check=False)
-        return done.returncode == 0
+        return (len(lines) >= 8 and self._proc is not None
+                and lines[0].strip() == str(self._proc.pid)
+                and lines[3].strip() == str(self.port) and lines[7].strip() == "ready")
 
     def url(self, database: str = "postgres") -> str:
         """A libpq URL for `database` on this server (user `postgres`, no password)."""

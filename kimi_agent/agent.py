@@ -40,6 +40,7 @@ from kimi_agent.router import ModelRouter
 from kimi_agent.sessions import Session
 from kimi_agent.tokens import estimate_tools, estimate_wire_message
 from kimi_agent.tool import Tool, ToolRegistry
+from kimi_agent.toolset import Toolset
 from kimi_agent.usage import UsageLimits
 from kimi_agent.wire import Message, SystemMessage, ToolMessage, UserMessage
 
@@ -54,7 +55,7 @@ REJECTED_TEXT = (
     "Do not retry it; explain this to the user."
 )
 
-ToolsArg = ToolRegistry | Tool | Iterable[Any] | None
+ToolsArg = ToolRegistry | Tool | Toolset | Iterable[Any] | None
 
 
 class Agent(Generic[OutputT]):
@@ -123,6 +124,7 @@ class Agent(Generic[OutputT]):
     # ------------------------------------------------------------------ lifecycle
 
     async def __aenter__(self) -> Agent[OutputT]:
+        await self.registry.open_toolsets()
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None,
@@ -130,7 +132,9 @@ class Agent(Generic[OutputT]):
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the client this agent made for itself (a borrowed one is left open)."""
+        """Close the client this agent made for itself (a borrowed one is left open) and
+        the agent's toolsets (e.g. MCP servers)."""
+        await self.registry.close_toolsets()
         if self._own_client is not None:
             client, self._own_client = self._own_client, None
             await client.aclose()
@@ -228,6 +232,7 @@ class Agent(Generic[OutputT]):
 
     async def pending_approvals(self, session: Session) -> list[PendingApproval]:
         """The calls of `session` waiting for a person's decision ([] when none)."""
+        await self.registry.refresh()
         return find_pending(await session.get_items(), self)
 
     @asynccontextmanager
@@ -257,6 +262,7 @@ class Agent(Generic[OutputT]):
     ) -> RunResult[OutputT]:
         rejected = dict(rejected or {})
         approved_ids = frozenset(approved)
+        await self.registry.refresh()
         history = await session.get_items()
         pending = {p.call_id: p for p in find_pending(history, self)}
         if not pending:
@@ -316,6 +322,7 @@ class Agent(Generic[OutputT]):
     ) -> RunResult[OutputT]:
         if not isinstance(prompt, str):
             raise TypeError(f"prompt must be a str, not {type(prompt).__name__}")
+        await self.registry.refresh()
         history: list[Message] = []
         if session is not None:
             history = in_call_order(await session.get_items())

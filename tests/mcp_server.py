@@ -13,15 +13,15 @@ the server or change its tool list.
 from __future__ import annotations
 
 import base64
+import json
 import os
 import sys
 import time
 
 import anyio
-from pydantic import BaseModel, Field
-
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.utilities.types import Image
+from pydantic import BaseModel, Field
 
 server = MCPServer("测试服务器")
 _spans: list[dict[str, object]] = []
@@ -54,9 +54,9 @@ async def weather(city: str, seconds: float = 0.3) -> str:
     return f"{city}：晴，25°C"
 
 
-@server.tool(description="返回 weather 工具每次运行的开始和结束时刻。")
-def spans() -> list[dict[str, object]]:
-    return list(_spans)
+@server.tool(description="返回 weather 工具每次运行的开始和结束时刻（JSON）。")
+def spans() -> str:
+    return json.dumps(_spans, ensure_ascii=False)
 
 
 @server.tool(description="下单：把商品寄到指定地址。")

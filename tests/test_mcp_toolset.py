@@ -159,7 +159,7 @@ async def test_http_transports_list_and_call_with_chinese(transport: str) -> Non
             tools = by_name(await toolset.tools())
             assert "web_geo_lookup" in tools and "web_broken" not in tools
             assert await tools["web_geo_lookup"].run({"city": "广州"}, None) == "广东省"
-            with pytest.raises(MCPToolError, match="库存系统故障|reported an error"):
+            with pytest.raises(MCPToolError, match=r"reported an error"):
                 await tools["web_check_stock"].run({"item": "茶叶"}, None)
 
 

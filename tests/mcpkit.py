@@ -31,9 +31,10 @@ def free_port() -> int:
 
 
 @asynccontextmanager
-async def http_server(transport: str = "http") -> AsyncIterator[str]:
-    """The test server as its own process on a free loopback port; yields its URL."""
-    port = free_port()
+async def http_server(transport: str = "http", port: int | None = None) -> AsyncIterator[str]:
+    """The test server as its own process on loopback (a free port unless `port` is given);
+    yields its URL."""
+    port = port or free_port()
     process = await anyio.open_process(
         [sys.executable, "-m", "tests.mcp_server", transport, str(port)], cwd=ROOT,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -9,6 +9,7 @@ import os
 import signal
 from typing import Any
 
+import anyio
 import pytest
 
 from kimi_agent import Agent, MemorySession, ToolRegistry, tool
@@ -182,3 +183,50 @@ async def test_mcp_call_timeout_is_a_result_and_the_session_stays_usable() -> No
     first = result.steps[0].tool_calls[0]
     assert (first.status, first.error_type) == ("error", "ToolTimeoutError")
     assert result.output == "广东省"
+
+
+async def test_concurrent_runs_share_one_server_which_the_agent_closes() -> None:
+    def responder(request: SimRequest) -> Reply:
+        if request.tool_results:
+            return Reply(text=request.tool_results[0].content)
+        return Reply(tool_calls=[("pid", {})])
+
+    sim = GatewaySimulator(responder=responder)
+    toolset = stdio_toolset()
+    async with sim_client(sim) as client:
+        agent = Agent(tools=[toolset], client=client)
+        outputs: list[str] = []
+
+        async def one(prompt: str) -> None:
+            outputs.append((await agent.run(prompt)).output)
+
+        async with anyio.create_task_group() as group:
+            for prompt in ("进程号？", "再查一次进程号", "第三次"):
+                group.start_soon(one, prompt)
+        await agent.aclose()
+    assert len(set(outputs)) == 1, "one session, one server process for every run"
+    assert not toolset.connected
+    with pytest.raises(ProcessLookupError):
+        os.kill(int(outputs[0]), 0)
+
+
+async def test_a_tool_list_change_reaches_the_next_run() -> None:
+    def responder(request: SimRequest) -> Reply:
+        if request.tool_results:
+            return Reply(text=request.tool_results[0].content)
+        if "greet" in request.tool_names:
+            return Reply(tool_calls=[("greet", {"name": "小红"})])
+        return Reply(tool_calls=[("add_greet", {})])
+
+    sim = GatewaySimulator(responder=responder)
+    async with sim_client(sim) as client, stdio_toolset() as toolset:
+        agent = Agent(tools=[toolset], client=client)
+        first = await agent.run("加一个问候工具")
+        with anyio.fail_after(10):
+            while toolset.changes == 0:
+                await anyio.sleep(0.01)
+        second = await agent.run("跟小红打个招呼")
+    assert first.output == "已增加 greet"
+    assert second.output == "你好，小红！"
+    assert "greet" not in sim.requests[0].tool_names
+    assert "greet" in sim.requests[-1].tool_names

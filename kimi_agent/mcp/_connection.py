@@ -100,14 +100,15 @@ class Link:
                 break
         return tools, generation
 
-    async def call(self, name: str, arguments: dict[str, Any]) -> CallToolResult:
-        """Call tool `name` (its MCP name). Raises `MCPConnectionError` when the server
+    async def call(self, name: str, arguments: dict[str, Any], *, shown: str | None = None
+                   ) -> CallToolResult:
+        """Call tool `name` (its MCP name; `shown` is the name the model knows). Raises `MCPConnectionError` when the server
         cannot be reached or the connection is lost during the call (then the next call
         reconnects), `MCPProtocolError` when the server answers with a protocol error."""
         client = await self.client()
         result: CallToolResult = await self._request(
             client, functools.partial(client.call_tool, name, arguments),
-            f"the call of tool {name!r}")
+            f"the call of tool {shown or name!r}")
         return result
 
     async def _request(self, client: Client, send: Callable[[], Awaitable[Any]],
@@ -132,7 +133,7 @@ class Link:
             owner.lose()
         raise MCPConnectionError(
             f"the connection to MCP server {self.label} was lost during {what}, which may "
-            "or may not have run; the server is started again for the next call",
+            "or may not have run; the next call reconnects (restarting a stdio server)",
             server=self.label) from cause
 
     async def aclose(self) -> None:

@@ -245,7 +245,7 @@ class MCPToolset:
         link = self._link
 
         async def call_mcp_tool(**arguments: Any) -> str:
-            result = await link.call(mcp_name, arguments)
+            result = await link.call(mcp_name, arguments, shown=name)
             text = result_text(result.content, result.structured_content)
             if result.is_error:
                 raise MCPToolError(name, f"Tool '{name}' reported an error: "

@@ -22,10 +22,10 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, cast
 
 import anyio
+import httpx2
 from mcp import Client
-from mcp.client._transport import TransportStreams
+from mcp import MCPError as SDKError
 from mcp.client.session import IncomingMessage, MessageHandlerFnT
-from mcp.shared.exceptions import MCPError as SDKError
 from mcp.shared.message import SessionMessage
 from mcp_types import CONNECTION_CLOSED, CallToolResult, Implementation, ListToolsResult
 from mcp_types import Tool as MCPTool
@@ -35,6 +35,8 @@ from pydantic import ValidationError
 from kimi_agent import __version__
 from kimi_agent.mcp._errors import MCPConnectionError, MCPProtocolError
 
+TransportStreams = tuple[Any, Any]
+"""The read and write streams an SDK transport yields."""
 TransportFactory = Callable[[], AbstractAsyncContextManager[TransportStreams]]
 
 _MAX_PAGES = 1000
@@ -102,9 +104,12 @@ class Link:
 
     async def call(self, name: str, arguments: dict[str, Any], *, shown: str | None = None
                    ) -> CallToolResult:
-        """Call tool `name` (its MCP name; `shown` is the name the model knows). Raises `MCPConnectionError` when the server
-        cannot be reached or the connection is lost during the call (then the next call
-        reconnects), `MCPProtocolError` when the server answers with a protocol error."""
+        """Call tool `name` (its MCP name; `shown` is the name the model knows).
+
+        Raises `MCPConnectionError` when the server cannot be reached or the connection is
+        lost during the call (then the next call reconnects), `MCPProtocolError` when the
+        server answers with a protocol error.
+        """
         client = await self.client()
         result: CallToolResult = await self._request(
             client, functools.partial(client.call_tool, name, arguments),
@@ -127,7 +132,7 @@ class Link:
                                    f"that does not fit the protocol: {error}",
                                    server=self.label) from error
         except (anyio.ClosedResourceError, anyio.BrokenResourceError, anyio.EndOfStream,
-                OSError) as error:
+                OSError, httpx2.TransportError) as error:
             cause = error
         if owner is not None:
             owner.lose()

@@ -26,12 +26,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
-from mcp.client._transport import TransportStreams
 from mcp_types import Tool as MCPTool
 
 from kimi_agent.errors import ConfigurationError, ToolDefinitionError
 from kimi_agent.log import EventLogger
-from kimi_agent.mcp._connection import Link, TransportFactory
+from kimi_agent.mcp._connection import Link, TransportFactory, TransportStreams
 from kimi_agent.mcp._errors import MCPToolError
 from kimi_agent.mcp._names import map_names, valid_prefix
 from kimi_agent.mcp._results import result_text
@@ -167,16 +166,19 @@ class MCPToolset:
         if self._tools is not None and not self._stale \
                 and self._generation == self._link.generation:
             return self._tools
-        self._stale = False
+        seen = self._changes
         listing, generation = await self._link.list_tools()
         tools = self._convert(listing)
-        if self._tools is None or [t.name for t in tools] != [t.name for t in self._tools] \
-                or any(a is not b for a, b in zip(tools, self._tools, strict=True)):
-            if self._tools is not None:
+        if self._changes == seen:  # no change announced while listing
+            self._stale = False
+        previous = self._tools
+        if previous is None or len(tools) != len(previous) or any(
+                a is not b for a, b in zip(tools, previous, strict=False)):
+            if previous is not None:
                 self._changes += 1
-            self._tools = tools
+            self._tools = previous = tools
         self._generation = generation
-        return self._tools
+        return previous
 
     async def __aenter__(self) -> MCPToolset:
         await self.tools()
@@ -259,10 +261,12 @@ class MCPToolset:
 def _streamable(url: str, headers: dict[str, str]) -> TransportFactory:
     @asynccontextmanager
     async def connect() -> Any:
+        import httpx2
         from mcp.client.streamable_http import streamable_http_client
-        from mcp.shared._httpx_utils import create_mcp_http_client
 
-        async with create_mcp_http_client(headers=headers) as http, \
+        # The SDK's own defaults: a server may hold a response stream open for long.
+        timeout = httpx2.Timeout(30.0, read=300.0)
+        async with httpx2.AsyncClient(headers=headers, timeout=timeout) as http, \
                 streamable_http_client(url, http_client=http) as streams:
             yield streams
 

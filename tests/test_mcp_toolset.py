@@ -187,3 +187,33 @@ def test_mapped_names_are_valid_distinct_and_stable(names: list[str], prefix: st
         if NAME.match(plain):
             assert tool_name == plain, "valid names are kept as they are"
     assert map_names(names, prefix) == (mapped, problems)
+
+
+async def test_registry_keeps_local_tools_and_the_first_of_two_clashing_names(
+        caplog: pytest.LogCaptureFixture) -> None:
+    from kimi_agent import ToolRegistry, tool
+
+    @tool
+    def weather(city: str) -> str:
+        """本地天气。"""
+        return "本地"
+
+    caplog.set_level(logging.WARNING, logger="kimi_agent")
+    first, second = stdio_toolset(include={"geo.lookup", "weather"}), stdio_toolset(
+        include={"geo.lookup"})
+    registry = ToolRegistry([weather, first, second])
+    assert ToolRegistry.of(first).toolsets == [first]
+    try:
+        await registry.refresh()
+        schemas = registry.schemas()
+        await registry.refresh()
+        assert registry.schemas() is schemas, "nothing changed: the same list"
+        assert await registry.get("geo_lookup").run({"city": "广州"}, None) == "广东省"
+    finally:
+        await registry.close_toolsets()
+    assert registry.names() == ["weather", "geo_lookup"]
+    assert registry.get("weather") is weather
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("'weather'" in m and "another tool of the agent" in m for m in messages)
+    assert any("'geo_lookup'" in m and "another tool of the agent" in m for m in messages)
+    assert not first.connected and not second.connected

@@ -230,3 +230,21 @@ async def test_a_tool_list_change_reaches_the_next_run() -> None:
     assert second.output == "你好，小红！"
     assert "greet" not in sim.requests[0].tool_names
     assert "greet" in sim.requests[-1].tool_names
+
+
+def test_run_sync_opens_the_server_again_in_each_event_loop(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    def responder(request: SimRequest) -> Reply:
+        if request.tool_results:
+            return Reply(text=request.tool_results[0].content)
+        return Reply(tool_calls=[("geo_lookup", {"city": "广州" if "广州" in
+                                                 request.last_user_text else "杭州"})])
+
+    sim = GatewaySimulator(responder=responder)
+    toolset = stdio_toolset()
+    with sim.serve_in_thread() as url:
+        monkeypatch.setenv("BYTESPIKE_BASE_URL", url)
+        monkeypatch.setenv("BYTESPIKE_API_KEY", sim.api_key)
+        agent = Agent(tools=[toolset])
+        assert agent.run_sync("广州在哪个省？").output == "广东省"
+        assert agent.run_sync("杭州呢？").output == "浙江省"

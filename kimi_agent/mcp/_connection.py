@@ -40,6 +40,8 @@ TransportStreams = tuple[Any, Any]
 TransportFactory = Callable[[], AbstractAsyncContextManager[TransportStreams]]
 
 _MAX_PAGES = 1000
+_CLOSE_TIMEOUT = 15.0
+"""Longest wait for a session to close (the SDK gives a stdio server 2 s, then kills it)."""
 _TOOLS_CHANGED = "notifications/tools/list_changed"
 _tasks: set[asyncio.Task[None]] = set()
 
@@ -199,9 +201,12 @@ class _Owner:
         self._ended.set()
 
     async def close(self) -> None:
+        """Tell the owner to leave the client and wait (shielded, bounded) until it has:
+        a stdio server is stopped by then. A connection of another event loop is only
+        told."""
         self._ended.set()
         if self.loop is _loop_key():
-            with anyio.CancelScope(shield=True):
+            with anyio.move_on_after(_CLOSE_TIMEOUT, shield=True):
                 await self._done.wait()
 
     async def _own(self) -> None:

@@ -47,11 +47,12 @@ from kimi_agent.sessions._trim import CacheAwareTrim, TrimPolicy
 from kimi_agent.tooling._executor import AroundTool, ToolExecutor
 from kimi_agent.tooling._run_context import RunContext
 from kimi_agent.tooling._tool import Tool, ToolRegistry
+from kimi_agent.tooling._toolset import Toolset
 from kimi_agent.wire import Message
 
 OutputT = TypeVar("OutputT", default=str)
 
-ToolsArg = ToolRegistry | Tool | Iterable[Any] | None
+ToolsArg = ToolRegistry | Tool | Toolset | Iterable[Any] | None
 _Holder = tuple["Agent[Any]", "AgentHandoff | None", int]
 
 
@@ -212,6 +213,7 @@ class Agent(Generic[OutputT]):
     # ------------------------------------------------------------------ lifecycle
 
     async def __aenter__(self) -> Agent[OutputT]:
+        await self.registry.open_toolsets()
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None,
@@ -219,7 +221,9 @@ class Agent(Generic[OutputT]):
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the client this agent made for itself (a borrowed one is left open)."""
+        """Close the client this agent made for itself (a borrowed one is left open) and
+        the agent's toolsets (e.g. MCP servers)."""
+        await self.registry.close_toolsets()
         if self._own_client is not None:
             client, self._own_client = self._own_client, None
             await client.aclose()
@@ -310,6 +314,7 @@ class Agent(Generic[OutputT]):
     async def pending_approvals(self, session: Session) -> list[PendingApproval]:
         """The calls of `session` waiting for a person's decision ([] when none)."""
         holder = (await self._holder(session))[0]
+        await holder.registry.refresh()
         return find_pending((await read_history(session))[1], holder.registry,
                             await approved_calls(session))
 
@@ -391,6 +396,7 @@ class Agent(Generic[OutputT]):
         rejected = dict(rejected or {})
         approved_ids = frozenset(approved)
         holder = await self._holder(session)
+        await holder[0].registry.refresh()
         base, history = await read_history(session)
         pending = {p.call_id: p for p in find_pending(history, holder[0].registry,
                                                        await approved_calls(session))}
@@ -429,6 +435,7 @@ class Agent(Generic[OutputT]):
         history: list[Message] = []
         base = 0
         holder = await self._holder(session)
+        await holder[0].registry.refresh()
         if session is not None:
             base, stored = await read_history(session)
             history = in_call_order(stored)

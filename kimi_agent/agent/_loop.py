@@ -231,6 +231,7 @@ class RunLoop(Generic[OutputT]):
         if handoff is None:
             return
         source = self.config.name
+        await handoff.agent.registry.refresh()
         self.config = handoff.agent._config
         self._input_filter = handoff.input_filter
         self._filter_until = self.base + len(self.messages)

@@ -24,7 +24,16 @@ from kimi_agent_tools.guardrails.checksums import (
     is_mobile_number,
     luhn_check_digit,
 )
+from kimi_agent_tools.guardrails.claims import (
+    DEFAULT_REFERENCE_PATTERN,
+    Claim,
+    ClaimChecker,
+    ClaimKind,
+    find_claims,
+    unconfirmed_claims,
+)
 from kimi_agent_tools.guardrails.errors import GuardrailValueError
+from kimi_agent_tools.guardrails.normalize import normalize_for_matching
 from kimi_agent_tools.guardrails.pii import (
     DEFAULT_KEEP,
     DEFAULT_KINDS,
@@ -35,16 +44,31 @@ from kimi_agent_tools.guardrails.pii import (
     PiiMasker,
     mask_pii,
 )
+from kimi_agent_tools.guardrails.words import (
+    RedactResult,
+    RedactStream,
+    SensitiveWords,
+    WordMatch,
+)
 
 __all__ = [
     "DEFAULT_KEEP",
     "DEFAULT_KINDS",
+    "DEFAULT_REFERENCE_PATTERN",
+    "Claim",
+    "ClaimChecker",
+    "ClaimKind",
     "GuardrailValueError",
     "MaskResult",
     "MaskStream",
     "PiiFinding",
     "PiiKind",
     "PiiMasker",
+    "RedactResult",
+    "RedactStream",
+    "SensitiveWords",
+    "WordMatch",
+    "find_claims",
     "id_card_check_digit",
     "is_bank_card_number",
     "is_id_card_number",
@@ -53,4 +77,6 @@ __all__ = [
     "is_mobile_number",
     "luhn_check_digit",
     "mask_pii",
+    "normalize_for_matching",
+    "unconfirmed_claims",
 ]

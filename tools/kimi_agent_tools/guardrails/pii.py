@@ -3,12 +3,12 @@
 个人信息脱敏。`mask_pii(text)` returns the text with each number found partly replaced by
 ``*`` and the list of findings (kind and span). What is found:
 
-| kind | what | masked as (default) |
+| kind | what | masked (default) |
 |---|---|---|
-| `PiiKind.PHONE` | 11-digit mobile ``1[3-9]…``, optional ``+86``/``0086``/``(+86)`` | ``138****5678`` |
-| `PiiKind.ID_CARD` | 18-character id, valid GB 11643 check digit and birth date | ``110101********123X`` |
-| `PiiKind.BANK_CARD` | 16–19 digits, Luhn-valid, first digit 3/4/5/6/9 | ``6222 **** **** 1234`` |
-| `PiiKind.ID_CARD_15` | legacy 15-digit id (opt-in, see below) | ``110101******123`` |
+| `PHONE` | mobile ``1[3-9]`` + 9 digits, optional ``+86``/``0086``/``(+86)`` | ``138****5678`` |
+| `ID_CARD` | 18 characters, GB 11643 check digit, plausible birth date | ``110101********123X`` |
+| `BANK_CARD` | 16–19 digits, Luhn-valid, first digit 3/4/5/6/9 | ``6222 **** **** 1234`` |
+| `ID_CARD_15` | legacy 15-digit id (opt-in, see below) | ``110101******123`` |
 
 The default keeps the first 3 and last 4 digits of a phone number (the usual Chinese display),
 the 6-digit area code and last 4 characters of an id (the birth date is hidden), and the

@@ -24,8 +24,8 @@ inside a longer run are never masked.
 
 **What is left alone** (near-misses): order numbers and codes touching letters (``A1024``,
 ``SN13812345678``), numbers with a wrong check digit, 11 digits not starting ``1[3-9]``, parts
-of longer digit runs, runs joined by a dash to more digits (``2024-13812345678``), decimals and
-thousands (``13812345678.50``, ``13,812,345,678``), amounts after a currency sign
+of longer digit runs, runs joined by a dash to more digits (``2024-13812345678``), decimals
+(``13812345678.50``), thousands (``13,812,345,678``), amounts after a currency sign
 (``¥13812345678``), percentages, dates and times (``2024-01-15 13:45``), and text already
 masked (a run touching ``*``).
 
@@ -38,7 +38,7 @@ letter-prefixed, as the demo shop does). Landline numbers are not masked.
 
 **Streaming.** `PiiMasker.holdback(text)` tells how many trailing characters of a partial text
 could still change; `PiiMasker.stream()` returns a filter that sends everything before them.
-Only a trailing run of digits, separators and the characters around numbers (``+ ( ) . , / :
+Only a trailing run of digits, separators and the characters around numbers (``+ ( ) . / :
 X``) is held, so ordinary Chinese text is never delayed.
 """
 
@@ -128,7 +128,7 @@ MaskStream = HeldBackStream[PiiFinding]
 _CHAIN = re.compile(r"[0-9]+[Xx]?(?:[ \-][0-9]+[Xx]?)*")
 _PART = re.compile(r"[0-9]+[Xx]?")
 _PAREN_PREFIX = re.compile(r"\(\+86\) ?$")
-_TAIL_CHARS = frozenset("0123456789Xx -+().,/:")
+_TAIL_CHARS = frozenset("0123456789Xx -+()./:")
 _CONTEXT = 16  # characters of left context a stream keeps (prefix "(+86) " and 2 more)
 
 # Allowed groupings (lengths of the digit runs) for numbers written with separators.
@@ -159,7 +159,7 @@ def _bad_before(t: str, s: int, mask_char: str) -> bool:
     p2 = t[s - 2] if s >= 2 else ""
     if p1 and ((p1.isascii() and p1.isalnum()) or p1 in "_*¥$" or p1 == mask_char):
         return True
-    if p1 in (".", ",", ":") and p2.isascii() and p2.isdigit():
+    if p1 in (".", ":") and p2.isascii() and p2.isdigit():
         return True
     return p1 in ("-", "/") and p2.isascii() and p2.isalnum()
 
@@ -169,7 +169,7 @@ def _bad_after(t: str, e: int, mask_char: str) -> bool:
     n2 = t[e + 1] if e + 1 < len(t) else ""
     if n1 and ((n1.isascii() and n1.isalnum()) or n1 in "_*%" or n1 == mask_char):
         return True
-    if n1 in (".", ",", ":") and n2.isascii() and n2.isdigit():
+    if n1 in (".", ":") and n2.isascii() and n2.isdigit():
         return True
     return n1 in ("-", "/") and n2.isascii() and n2.isalnum()
 
@@ -373,30 +373,28 @@ class PiiMasker:
         plus = i == 0 and one.start > 0 and t[one.start - 1] == "+"
         # A country prefix written as its own run: "+86 138…", "0086-138…".
         if (one.digits == "0086" or (one.digits == "86" and plus)) and i + 1 < len(parts):
-            prefix_start = one.start - 1 if plus else one.start
             for groups in _PHONE_GROUPS:
-                m = self._phone_groups(parts, seps, i + 1, groups, edge_ok, after_prefix=True)
+                m = self._phone_groups(parts, seps, i + 1, groups, edge_ok, glued="",
+                                       after_prefix=True)
                 if m:
-                    return dataclasses.replace(m, first=i, start=prefix_start)
-        # A country prefix glued to the number: "+8613812345678", "008613812345678".
-        glued = ("86" if plus else "") if len(one.digits) == 13 else "0086"
-        if glued and len(one.digits) == 11 + len(glued) and one.digits.startswith(glued):
-            national = one.digits[len(glued):]
-            if checksums.is_mobile_number(national) and self._neighbours_ok(
-                seps, i, i, len(parts), edge_ok
-            ):
-                start = one.start - 1 if plus else one.start
-                return _Match(PiiKind.PHONE, i, i, start, one.end, one.start + len(glued))
-        for groups in _PHONE_GROUPS:
-            m = self._phone_groups(parts, seps, i, groups, edge_ok, after_prefix=False)
-            if m:
-                paren = _PAREN_PREFIX.search(t, 0, m.start) if i == 0 else None
+                    return dataclasses.replace(m, first=i, start=one.start - (1 if plus else 0))
+        # A country prefix glued to the number ("+8613812345678", "0086138 1234 5678"), or none.
+        for glued in ("86", "0086", "") if plus else ("0086", ""):
+            for groups in _PHONE_GROUPS:
+                wide = (groups[0] + len(glued), *groups[1:])
+                m = self._phone_groups(parts, seps, i, wide, edge_ok, glued=glued,
+                                       after_prefix=False)
+                if m is None:
+                    continue
+                if glued == "86":
+                    return dataclasses.replace(m, start=m.start - 1)
+                paren = _PAREN_PREFIX.search(t, 0, m.start) if i == 0 and not glued else None
                 return dataclasses.replace(m, start=paren.start()) if paren else m
         return None
 
     def _phone_groups(
         self, parts: Sequence[_Part], seps: Sequence[str], i: int, groups: tuple[int, ...],
-        edge_ok: tuple[bool, bool], *, after_prefix: bool,
+        edge_ok: tuple[bool, bool], *, glued: str, after_prefix: bool,
     ) -> _Match | None:
         last = i + len(groups) - 1
         if last >= len(parts):
@@ -405,13 +403,15 @@ class PiiMasker:
             return None
         if len(set(seps[i:last])) > 1:
             return None
-        if not checksums.is_mobile_number("".join(p.digits for p in parts[i:last + 1])):
+        digits = "".join(p.digits for p in parts[i:last + 1])
+        if not digits.startswith(glued) or not checksums.is_mobile_number(digits[len(glued):]):
             return None
         after = edge_ok[1] if last == len(parts) - 1 else seps[last] == " "
         before = True if after_prefix else (edge_ok[0] if i == 0 else seps[i - 1] == " ")
         if not (before and after):
             return None
-        return _Match(PiiKind.PHONE, i, last, parts[i].start, parts[last].end, parts[i].start)
+        start = parts[i].start
+        return _Match(PiiKind.PHONE, i, last, start, parts[last].end, start + len(glued))
 
     def _finding(self, text: str, folded: str, match: _Match) -> PiiFinding:
         end = match.end

@@ -23,7 +23,6 @@ from tests.guardrails.samples import (
     bank_cards,
     card_groups,
     group,
-    id_card,
     id_cards,
     phones,
 )

@@ -52,7 +52,9 @@ def test_promises_no_tool_made_are_reported() -> None:
     [
         ("退款¥89", "89"), ("退款￥89.00", "89"), ("退款 89元", "89"), ("退款 89.5 元", "89.5"),
         ("退款 RMB 89", "89"), ("退款CNY89.00", "89"), ("退款人民币89元", "89"),
-        ("退款89块钱", "89"), ("退款 1,299.00 元", "1299"), ("补贴 1.2万元", "12000"),
+        ("退款89块钱", "89"), ("退您50块。", "50"),
+        ("退您50块吧", "50"), ("一块钱", "1"), ("退款 1,299.00 元", "1299"),
+        ("补贴 1.2万元", "12000"),
         ("退款八十九元", "89"), ("退款捌拾玖元整", "89"), ("退款八十九元五角", "89.5"),
         ("退款一百零五块", "105"), ("补贴两千元", "2000"), ("补贴三万五千元", "35000"),
         ("退款８９元", "89"), ("退款 ￥８９．５", "89.5"),
@@ -68,7 +70,7 @@ def test_amount_forms(answer: str, value: str) -> None:
 @pytest.mark.parametrize(
     "answer",
     ["订单 A1024 共 3 件", "请在 7 天内申请", "2024-01-15 发货", "评分 4.8 分", "第八十九号",
-     "订单a1024", "八九元左右"],
+     "订单a1024", "八九元左右", "他是万元户", "送您两块蛋糕", "附赠 3块电池"],
 )
 def test_no_claims_in_text_without_amounts_or_ids(answer: str) -> None:
     assert [c for c in find_claims(answer) if c.kind is ClaimKind.AMOUNT] == []
@@ -118,7 +120,7 @@ def test_holdback_covers_a_claim_that_may_go_on() -> None:
 # ---------------------------------------------------------------------------- properties
 
 amounts = st.decimals(min_value=Decimal("0.01"), max_value=Decimal("99999999.99"), places=2)
-STYLES = ["¥{}", "￥{}", "{}元", "{} 元", "RMB {}", "人民币{}元", "{}块"]
+STYLES = ["¥{}", "￥{}", "{}元", "{} 元", "RMB {}", "人民币{}元", "{}块钱", "CNY{}"]
 
 
 @given(amounts, st.sampled_from(STYLES), st.sampled_from(["{:.2f}", "{}", "{:.1f}"]),

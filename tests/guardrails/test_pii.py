@@ -95,9 +95,9 @@ def test_near_misses_are_left_alone(text: str) -> None:
     assert not result.changed
 
 
-def test_two_numbers_in_chinese_punctuation() -> None:
-    result = mask_pii("13812345678，13912345678、13712345678")
-    assert result.text == "138****5678，139****5678、137****5678"
+def test_lists_of_numbers() -> None:
+    result = mask_pii("13812345678，13912345678、13712345678/13612345678,13512345678")
+    assert result.text == "138****5678，139****5678、137****5678/136****5678,135****5678"
 
 
 def test_legacy_ids_only_when_asked() -> None:

@@ -49,6 +49,8 @@ def parse_chinese_number(text: str) -> Decimal | None:
     """The value of a Chinese numeral (``点`` for the decimal point), or `None`."""
     if not text:
         return None
+    if not any(c in _DIGITS or c in _UNITS for c in text):
+        return None  # 万, 亿 alone (万元户) are no number
     whole, _, fraction = text.partition("点")
     if "点" in fraction or not whole:
         return None

@@ -5,11 +5,11 @@ a tool said 89.00, nor name a refund ``RF000003`` that no tool returned. `unconf
 lists the amounts and ids in the answer that appear in none of the tool results of the run.
 
 **Amounts** are read in the forms Chinese answers use: ``¥89.00``, ``￥89``, ``89元``,
-``89.5 元``, ``89块``/``89块钱``, ``RMB 89``, ``CNY 89``, ``人民币89元``, ``1,299.00元``,
-``1.2万元`` (12000), and Chinese numerals followed by 元/块: ``八十九元``, ``一百二十块``,
-``捌拾玖元整``, ``八十九元五角`` (89.5). A bare number without a currency sign or 元 is not
-an amount. Amounts compare by value: ``¥89`` is confirmed by ``"89.00"``, by ``89.0`` in a JSON
-result or by ``89元`` in a tool's text.
+``89.5 元``, ``89块钱``/``89块`` (but ``3块电池`` counts pieces), ``RMB 89``, ``CNY 89``,
+``人民币89元``, ``1,299.00元``, ``1.2万元`` (12000), and Chinese numerals followed by 元/块:
+``八十九元``, ``一百二十块钱``, ``捌拾玖元整``, ``八十九元五角`` (89.5). A bare number
+without a currency sign or 元 is not an amount. Amounts compare by value: ``¥89`` is
+confirmed by ``"89.00"``, by ``89.0`` in a JSON result or by ``89元`` in a tool's text.
 
 **Ids** are, by default, 1–4 capital letters, an optional dash and at least 4 digits
 (``A1024``, ``RF000003``, ``TK000001``, ``SF1234567890``); compared without case and dash.
@@ -76,7 +76,10 @@ class Claim:
 
 
 _NUM = r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?"
-_YUAN = r"(?:元整|元|块钱|块|圆)"
+# 块 is also the measure word of pieces (两块蛋糕, 3块电池): it is money when 钱 follows, or no
+# Chinese character but a sentence particle (退您50块。/ 50块吧 / 50块的券).
+_KUAI = r"块(?:钱|(?![\u4e00-\u9fff])|(?=[吧呢啊呀哦嘛了的]))"
+_YUAN = rf"(?:元整|元|{_KUAI}|圆)"
 _CN = f"[{CN_NUMERAL_CHARS}]+"
 _CN_DIGIT = "[零〇一二两三四五六七八九壹贰叁肆伍陆柒捌玖]"
 _AMOUNT_PREFIXED = re.compile(
@@ -84,7 +87,7 @@ _AMOUNT_PREFIXED = re.compile(
 )
 _AMOUNT_SUFFIXED = re.compile(rf"(?<![A-Za-z0-9.,])(?P<num>{_NUM})\s*(?P<big>万|亿)?\s*{_YUAN}")
 _AMOUNT_CHINESE = re.compile(
-    rf"(?<![{CN_NUMERAL_CHARS}])(?:人民币)?(?P<cn>{_CN})(?:元|块钱|块|圆)"
+    rf"(?<![{CN_NUMERAL_CHARS}])(?:人民币)?(?P<cn>{_CN})(?:元|{_KUAI}|圆)"
     rf"(?:(?P<jiao>{_CN_DIGIT})角)?(?:(?P<fen>{_CN_DIGIT})分)?整?"
 )
 # Numbers in tool text; not parts of ids, dates or times ("A1024", "2024-01-15", "13:45").

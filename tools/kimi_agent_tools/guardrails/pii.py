@@ -160,8 +160,9 @@ def _bad_before(t: str, s: int, mask_char: str) -> bool:
     if p1 and ((p1.isascii() and p1.isalnum()) or p1 in "_*¥$" or p1 == mask_char):
         return True
     if p1 in (".", ":") and p2.isascii() and p2.isdigit():
-        return True
-    return p1 in ("-", "/") and p2.isascii() and p2.isalnum()
+        return True  # a decimal or a time: 3.13812345678, 12:13812345678
+    # a code or a path: A-13812345678, item/13812345678 (but 13812345678/13912345678 is a list)
+    return p1 in ("-", "/") and p2.isascii() and p2.isalpha()
 
 
 def _bad_after(t: str, e: int, mask_char: str) -> bool:
@@ -171,7 +172,7 @@ def _bad_after(t: str, e: int, mask_char: str) -> bool:
         return True
     if n1 in (".", ":") and n2.isascii() and n2.isdigit():
         return True
-    return n1 in ("-", "/") and n2.isascii() and n2.isalnum()
+    return n1 in ("-", "/") and n2.isascii() and n2.isalpha()
 
 
 class PiiMasker:
@@ -317,8 +318,11 @@ class PiiMasker:
         """A number inside a chain may touch other runs only through a space (not a dash,
         which joins codes and dates), and never through `forbid` (the number's own
         separator, for groupings that could go on)."""
-        before = edge_ok[0] if first == 0 else seps[first - 1] == " " != forbid
-        after = edge_ok[1] if last == count - 1 else seps[last] == " " != forbid
+        def joined_ok(sep: str) -> bool:
+            return sep == " " and sep != forbid
+
+        before = edge_ok[0] if first == 0 else joined_ok(seps[first - 1])
+        after = edge_ok[1] if last == count - 1 else joined_ok(seps[last])
         return before and after
 
     def _grouped(

@@ -10,7 +10,8 @@
   order/refund ids in an answer that no tool result contains.
 
 Each finder can run on a streamed answer: its ``holdback(text)`` says how many trailing
-characters may still change, and ``stream()`` returns a filter that sends the rest.
+characters may still change, and ``stream()`` returns a `HeldBackStream` that sends the rest.
+Streams chain: ``words_stream.feed(pii_stream.feed(chunk))``.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from kimi_agent_tools.guardrails.pii import (
     PiiMasker,
     mask_pii,
 )
+from kimi_agent_tools.guardrails.streaming import HeldBackStream
 from kimi_agent_tools.guardrails.words import (
     RedactResult,
     RedactStream,
@@ -59,6 +61,7 @@ __all__ = [
     "ClaimChecker",
     "ClaimKind",
     "GuardrailValueError",
+    "HeldBackStream",
     "MaskResult",
     "MaskStream",
     "PiiFinding",

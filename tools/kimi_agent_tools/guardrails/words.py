@@ -24,9 +24,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from kimi_agent_tools.guardrails._aho import Automaton
-from kimi_agent_tools.guardrails._stream import HeldBackStream
 from kimi_agent_tools.guardrails.errors import GuardrailValueError
 from kimi_agent_tools.guardrails.normalize import normalize_char, normalize_for_matching
+from kimi_agent_tools.guardrails.streaming import HeldBackStream
 
 __all__ = ["RedactResult", "RedactStream", "SensitiveWords", "WordMatch"]
 

@@ -5,6 +5,11 @@ become (or stop being) part of a finding — its ``holdback`` — can run on a s
 chunk is appended to what was held, everything before the held tail is final and is sent,
 the tail waits for the next chunk. A few characters already sent are kept as left context,
 because whether a number is a phone number depends on the characters before it.
+
+`PiiMasker.stream()` and `SensitiveWords.stream()` return one; a custom finder with the same
+four pieces (``scan``, ``holdback``, ``apply``, ``shift``) can be streamed the same way.
+Filters chain, since each takes and returns text: feed the output of one into the next, and
+at the end feed the first one's `flush` into the next before flushing it.
 """
 
 from __future__ import annotations

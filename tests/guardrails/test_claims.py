@@ -160,3 +160,11 @@ def test_claims_before_the_holdback_are_final(text: str, cut: int) -> None:
     safe = partial[: len(partial) - ClaimChecker.holdback(partial)]
     final = {(c.start, c.end, c.value) for c in find_claims(text)}
     assert {(c.start, c.end, c.value) for c in find_claims(safe)} <= final
+
+
+@given(st.text(max_size=60), st.lists(st.one_of(st.text(max_size=30), st.integers(),
+                                                 st.floats(), st.none()), max_size=4))
+def test_any_text_and_results_can_be_checked(answer: str, results: list[object]) -> None:
+    claims = unconfirmed_claims(answer, results)
+    for claim in claims:
+        assert answer[claim.start:claim.end] == claim.text

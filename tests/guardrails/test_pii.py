@@ -305,3 +305,10 @@ def test_streaming_holds_back_only_a_number_that_may_go_on() -> None:
     assert stream.flush() == ""
     with pytest.raises(GuardrailValueError):
         stream.feed("再见")
+
+
+@given(st.text(max_size=80))
+def test_any_text_can_be_masked(text: str) -> None:
+    result = mask_pii(text, [*DEFAULT_KINDS, PiiKind.ID_CARD_15])
+    assert len(result.text) == len(text)
+    assert PiiMasker().holdback(text) <= len(text)

@@ -189,7 +189,8 @@ def test_streaming_redacts_exactly_like_the_whole_text(
         out.append(stream.feed(text[index:index + size]))
         index += size
         assert whole.text.startswith("".join(out))
-        assert len(stream.held) == matcher.holdback(text[:index])
+        # at least the holdback waits (more only to keep a match that overlaps it whole)
+        assert len(stream.held) >= matcher.holdback(text[:index])
     out.append(stream.feed(text[index:]))
     out.append(stream.flush())
     assert "".join(out) == whole.text

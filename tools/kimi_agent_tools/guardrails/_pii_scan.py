@@ -205,7 +205,9 @@ class NumberScanner:
         one = parts[i]
         plus = i == 0 and one.start > 0 and t[one.start - 1] == "+"
         # A country prefix written as its own run: "+86 138…", "0086-138…".
-        if (one.digits == "0086" or (one.digits == "86" and plus)) and i + 1 < len(parts):
+        prefix_ok = edge_ok[0] if i == 0 else seps[i - 1] == " "
+        if (one.digits == "0086" or (one.digits == "86" and plus)) and i + 1 < len(parts) \
+                and prefix_ok:
             for groups in _PHONE_GROUPS:
                 m = self._phone_groups(parts, seps, i + 1, groups, edge_ok, glued="",
                                        after_prefix=True)
@@ -221,7 +223,8 @@ class NumberScanner:
                     continue
                 if glued == "86":
                     return dataclasses.replace(m, start=m.start - 1)
-                paren = _PAREN_PREFIX.search(t, 0, m.start) if i == 0 and not glued else None
+                paren = (_PAREN_PREFIX.search(t, max(0, m.start - 6), m.start)
+                         if i == 0 and not glued else None)
                 return dataclasses.replace(m, start=paren.start()) if paren else m
         return None
 

@@ -114,6 +114,8 @@ MaskStream = HeldBackStream[PiiFinding]
 """The streaming filter returned by `PiiMasker.stream()` (`feed`, `flush`, `findings`)."""
 
 _CONTEXT = 16  # characters of left context a stream keeps (prefix "(+86) " and 2 more)
+
+
 class PiiMasker:
     """Finds and masks phone, id-card and bank-card numbers; reusable and thread-safe.
 
@@ -125,7 +127,7 @@ class PiiMasker:
 
     Raises:
         GuardrailValueError: an unknown kind, a negative keep count, or a `mask_char` that is
-            not a single non-digit character.
+            not one character, or is a digit, ``X``, a separator or a sign used in numbers.
     """
 
     def __init__(
@@ -203,8 +205,11 @@ class PiiMasker:
             context=_CONTEXT,
         )
 
-    # ------------------------------------------------------------------ matching
+    # ------------------------------------------------------------------ internals
+
     def _finding(self, text: str, folded: str, match: Match) -> PiiFinding:
+        """The finding of `match`: digits from `digits_start` on are counted for `keep`
+        (a country prefix stays as it is); separators are kept."""
         end = match.end
         lead, trail = self.keep[match.kind]
         count = sum(1 for c in folded[match.digits_start:end] if c.isdigit() or c in "Xx")
@@ -217,7 +222,6 @@ class PiiMasker:
                     out[index] = self.mask_char
                 seen += 1
         return PiiFinding(match.kind, match.start, end, "".join(out))
-
 
 
 def _apply(text: str, findings: Sequence[PiiFinding]) -> str:

@@ -38,7 +38,8 @@ class HeldBackStream(Generic[F]):
 
     The concatenation of everything returned equals the filter applied to the whole text at
     once, and `findings` (in coordinates of the whole text) equal the findings of the whole
-    text. What is held back at any moment is exactly ``holdback`` of what has not been sent.
+    text. What is held back at any moment is ``holdback`` of the text so far, extended only
+    when a finding already complete overlaps it (a finding is always sent whole).
     """
 
     def __init__(

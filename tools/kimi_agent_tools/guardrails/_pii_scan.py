@@ -39,6 +39,14 @@ separators, prefix signs and the characters the boundary rules look at)."""
 _PHONE_GROUPS = ((11,), (3, 4, 4), (3, 8))
 _ID18_GROUPS = ((18,), (6, 8, 4), (6, 4, 4, 4))
 _ID15_GROUPS = ((15,), (6, 6, 3))
+_SHORTEST = 11  # characters of the shortest number (a phone written without separators)
+_FIRST_PART_LENGTHS = frozenset(
+    {g[0] for g in _PHONE_GROUPS + _ID18_GROUPS + _ID15_GROUPS}
+    | {g[0] + len(prefix) for g in _PHONE_GROUPS for prefix in ("86", "0086")}
+    | {2, 4}  # a separate country prefix "86" / "0086", the first group of a card
+    | set(range(16, 20))  # a card written without separators
+)
+"""How long the first digit run of a number can be; other runs are skipped at once."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +104,8 @@ class NumberScanner:
         return found
 
     def _matches(self, t: str, start: int, end: int) -> list[Match]:
+        if end - start < _SHORTEST:
+            return []  # dates, times, quantities: too short for any number
         parts = [
             _Part(m.start(), m.end(), m.group())
             for m in _PART.finditer(t, start, end)
@@ -106,6 +116,9 @@ class NumberScanner:
         found: list[Match] = []
         i = 0
         while i < len(parts):
+            if len(parts[i].digits) not in _FIRST_PART_LENGTHS:
+                i += 1
+                continue
             match = self._match_at(t, parts, seps, i, edge_ok)
             if match is None:
                 i += 1

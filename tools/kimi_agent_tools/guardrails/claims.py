@@ -113,30 +113,29 @@ def _decimal(num: str) -> Decimal | None:
 
 def _amounts(answer: str) -> list[Claim]:
     folded = fold_width(answer)
-    found: dict[int, Claim] = {}
-    taken: list[tuple[int, int]] = []
-
-    def add(start: int, end: int, value: Decimal | None) -> None:
-        if value is None or any(s < end and start < e for s, e in taken):
-            return
-        taken.append((start, end))
-        found[start] = Claim(ClaimKind.AMOUNT, answer[start:end], start, end, _canonical(value))
-
-    for pattern in (_AMOUNT_PREFIXED, _AMOUNT_SUFFIXED):
+    candidates: list[tuple[int, int, int, Decimal]] = []  # start, -end, pattern rank, value
+    for rank, pattern in enumerate((_AMOUNT_PREFIXED, _AMOUNT_SUFFIXED)):
         for m in pattern.finditer(folded):
             value = _decimal(m["num"])
-            if value is not None and m["big"]:
-                value *= _BIG[m["big"]]
-            add(m.start(), m.end(), value)
+            if value is not None:
+                if m["big"]:
+                    value *= _BIG[m["big"]]
+                candidates.append((m.start(), -m.end(), rank, value))
     for m in _AMOUNT_CHINESE.finditer(folded):
         value = parse_chinese_number(m["cn"])
         if value is not None:
             for part, scale in (("jiao", Decimal("0.1")), ("fen", Decimal("0.01"))):
                 if m[part]:
-                    digit = parse_chinese_number(m[part])
-                    value += (digit or 0) * scale
-        add(m.start(), m.end(), value)
-    return [found[k] for k in sorted(found)]
+                    value += (parse_chinese_number(m[part]) or 0) * scale
+            candidates.append((m.start(), -m.end(), 2, value))
+    claims: list[Claim] = []
+    covered = 0  # overlapping readings: the one that starts first (then the longest) wins
+    for start, neg_end, _, value in sorted(candidates, key=lambda c: c[:3]):
+        if start >= covered:
+            claims.append(Claim(ClaimKind.AMOUNT, answer[start:-neg_end], start, -neg_end,
+                                _canonical(value)))
+            covered = -neg_end
+    return claims
 
 
 class ClaimChecker:
@@ -216,10 +215,11 @@ class ClaimChecker:
     def claims(self, answer: str) -> list[Claim]:
         """Every amount and id the answer states, in order of position."""
         claims = _amounts(answer)
-        folded = fold_width(answer)
-        amount_spans = [(c.start, c.end) for c in claims]
-        for m in self._reference.finditer(folded):
-            if not any(s < m.end() and m.start() < e for s, e in amount_spans):
+        in_amount = bytearray(len(answer) + 1)
+        for c in claims:
+            in_amount[c.start:c.end] = b"\x01" * (c.end - c.start)
+        for m in self._reference.finditer(fold_width(answer)):
+            if not any(in_amount[m.start():m.end()]):  # "RMB1000" is an amount, not an id
                 claims.append(Claim(ClaimKind.REFERENCE, answer[m.start():m.end()],
                                     m.start(), m.end(), _reference_value(m.group())))
         return sorted(claims, key=lambda c: c.start)

@@ -30,6 +30,7 @@ _EXPORTS: dict[str, str] = {
     "GatewayClient": "kimi_agent.gateway._client",
     "RetryPolicy": "kimi_agent.gateway._retry",
     "ModelProfile": "kimi_agent.models._profiles",
+    "ModelPrice": "kimi_agent.models._profiles",
     "register_model": "kimi_agent.models._profiles",
     "ModelRouter": "kimi_agent.models._router",
     "Agent": "kimi_agent.agent._agent",
@@ -50,6 +51,7 @@ _EXPORTS: dict[str, str] = {
     "KeepRecentTurns": "kimi_agent.sessions._trim",
     "CacheAwareTrim": "kimi_agent.sessions._trim",
     "configure_logging": "kimi_agent._logging",
+    "instrument": "kimi_agent.tracing",
 }
 
 __all__ = [
@@ -61,6 +63,7 @@ __all__ = [
     "Handoff",
     "KeepRecentTurns",
     "MemorySession",
+    "ModelPrice",
     "ModelProfile",
     "ModelRouter",
     "PendingApproval",
@@ -80,6 +83,7 @@ __all__ = [
     "UsageLimits",
     "__version__",
     "configure_logging",
+    "instrument",
     "register_model",
     "tool",
 ]
@@ -95,7 +99,7 @@ if TYPE_CHECKING:
     from kimi_agent.agent._result import PendingApproval, RunResult, StepRecord
     from kimi_agent.gateway._client import GatewayClient
     from kimi_agent.gateway._retry import RetryPolicy
-    from kimi_agent.models._profiles import ModelProfile, register_model
+    from kimi_agent.models._profiles import ModelPrice, ModelProfile, register_model
     from kimi_agent.models._router import ModelRouter
     from kimi_agent.sessions._protocol import MemorySession, Session
     from kimi_agent.sessions._sqlite import SQLiteSession, SQLiteStore
@@ -103,6 +107,7 @@ if TYPE_CHECKING:
     from kimi_agent.tooling._records import ToolCallRecord
     from kimi_agent.tooling._run_context import Handoff, RunContext
     from kimi_agent.tooling._tool import Tool, ToolRegistry, tool
+    from kimi_agent.tracing import instrument
 
 
 def __getattr__(name: str) -> Any:

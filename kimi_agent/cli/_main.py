@@ -29,6 +29,8 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--session", default="demo-customer", help="session id (a customer)")
     demo.add_argument("--db", default=None, help="SQLite file for sessions and orders")
     demo.add_argument("--fresh", action="store_true", help="start the demo data over")
+    demo.add_argument("--trace", action="store_true",
+                      help="after each turn, print the run as a tree with durations")
 
     chat = sub.add_parser("chat", help="chat with an agent in the terminal")
     chat.add_argument("--tools", default=None, help="MODULE[:ATTR] holding the tools")
@@ -40,6 +42,8 @@ def _parser() -> argparse.ArgumentParser:
                            "(without it the chat is not saved)")
     chat.add_argument("--db", default=None,
                       help="SQLite file for sessions (default: chat.db in the user data dir)")
+    chat.add_argument("--trace", action="store_true",
+                      help="after each reply, print the run as a tree with durations")
     chat.add_argument("--model", default="kimi-k2-6")
     chat.add_argument("--fallback", default="kimi-k2-5", help="fallback model, or 'none'")
     chat.add_argument("--instructions", default="你是一个乐于助人的助手。")

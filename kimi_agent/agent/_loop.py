@@ -128,6 +128,7 @@ class RunLoop(Generic[OutputT]):
         self.usage = RunUsage()
         self.signals = RunSignals()
         self.signals.events = emit
+        self.signals.messages = self.messages
         self.hooks = run_hooks(config.hooks)
         """The hooks of this run (the agent's and the global ones), None without any."""
         self.signals.around = around_tool(self.hooks)

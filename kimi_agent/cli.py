@@ -4,6 +4,7 @@
     kimi-agent chat --tools MOD      an interactive chat with your tools
     kimi-agent tools MOD[:ATTR]      the tool schemas the model would see
     kimi-agent simulate              the gateway simulator on a loopback port
+    kimi-agent serve [MOD:ATTR]      an agent on the web: API, chat widget, staff console
 
 Sub-commands import what they need when they run, so `kimi-agent --help` stays instant.
 """
@@ -60,6 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--host", default="127.0.0.1")
     simulate.add_argument("--script", default=None, help="a JSON or YAML script of replies")
     simulate.add_argument("--api-key", dest="api_key", default="sim-key")
+    importlib.import_module("kimi_agent.web._cli").add_parser(sub)
     return parser
 
 
@@ -125,7 +127,13 @@ def _chat(args: argparse.Namespace) -> int:
     return run_chat(args)
 
 
-COMMANDS = {"demo": _demo, "chat": _chat, "tools": _tools, "simulate": _simulate}
+def _serve(args: argparse.Namespace) -> int:
+    status: int = importlib.import_module("kimi_agent.web._cli").run(args)
+    return status
+
+
+COMMANDS = {"demo": _demo, "chat": _chat, "tools": _tools, "simulate": _simulate,
+            "serve": _serve}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

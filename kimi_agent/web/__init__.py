@@ -11,24 +11,34 @@ Install with `pip install 'kimi-agent[web]'`. What it gives:
 - `ChatService`: the runs behind the endpoints (one per conversation at a time, surviving
   dropped connections, hand-offs holding a conversation for a person).
 
-See docs/guides/web.md.
+Names are imported lazily (the `serve` command's parser costs nothing); the web extra is
+needed once one is used. See docs/guides/web.md.
 """
 
 from __future__ import annotations
 
-from kimi_agent.web._app import create_app, create_router, web_routes
-from kimi_agent.web._book import ConversationBook, ConversationEntry, ConversationStatus
-from kimi_agent.web._errors import WebError
-from kimi_agent.web._limits import RateLimit
-from kimi_agent.web._options import WebOptions
-from kimi_agent.web._service import ChatService, SessionStore
-from kimi_agent.web._tokens import (
-    Customer,
-    TokenError,
-    mint_customer_token,
-    verify_customer_token,
-)
-from kimi_agent.web._views import DEFAULT_TOOL_LABELS, GENERIC_TOOL_LABEL
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS: dict[str, str] = {
+    "create_app": "kimi_agent.web._app",
+    "create_router": "kimi_agent.web._app",
+    "web_routes": "kimi_agent.web._app",
+    "ConversationBook": "kimi_agent.web._book",
+    "ConversationEntry": "kimi_agent.web._book",
+    "ConversationStatus": "kimi_agent.web._book",
+    "WebError": "kimi_agent.web._errors",
+    "RateLimit": "kimi_agent.web._limits",
+    "WebOptions": "kimi_agent.web._options",
+    "ChatService": "kimi_agent.web._service",
+    "SessionStore": "kimi_agent.web._service",
+    "Customer": "kimi_agent.web._tokens",
+    "TokenError": "kimi_agent.web._tokens",
+    "mint_customer_token": "kimi_agent.web._tokens",
+    "verify_customer_token": "kimi_agent.web._tokens",
+    "DEFAULT_TOOL_LABELS": "kimi_agent.web._views",
+    "GENERIC_TOOL_LABEL": "kimi_agent.web._views",
+}
 
 __all__ = [
     "DEFAULT_TOOL_LABELS",
@@ -49,3 +59,31 @@ __all__ = [
     "verify_customer_token",
     "web_routes",
 ]
+
+if TYPE_CHECKING:
+    from kimi_agent.web._app import create_app, create_router, web_routes
+    from kimi_agent.web._book import ConversationBook, ConversationEntry, ConversationStatus
+    from kimi_agent.web._errors import WebError
+    from kimi_agent.web._limits import RateLimit
+    from kimi_agent.web._options import WebOptions
+    from kimi_agent.web._service import ChatService, SessionStore
+    from kimi_agent.web._tokens import (
+        Customer,
+        TokenError,
+        mint_customer_token,
+        verify_customer_token,
+    )
+    from kimi_agent.web._views import DEFAULT_TOOL_LABELS, GENERIC_TOOL_LABEL
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'kimi_agent.web' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

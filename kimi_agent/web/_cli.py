@@ -21,6 +21,7 @@ import argparse
 import importlib
 import os
 import secrets
+import socket
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -189,18 +190,36 @@ async def _serve(args: argparse.Namespace) -> None:
         book = ConversationBook(path)
         try:
             app = create_app(agent, store, options, deps=deps, book=book)
-            config = uvicorn.Config(app, host=args.host, port=args.port, lifespan="on",
-                                    timeout_graceful_shutdown=args.grace, log_level="info")
+            config = uvicorn.Config(app, lifespan="on", log_level="info",
+                                    timeout_graceful_shutdown=max(1, round(args.grace)))
             server = uvicorn.Server(config)
-            root = f"http://{args.host}:{args.port}"
+            listener = _listen(args.host, args.port)
+            host, port = listener.getsockname()[:2]
+            root = f"http://{host}:{port}"
             token = mint_customer_token(secret, "u1001", ttl=12 * 3600)
             print(f"会话存储 store: {path}")
             print(f"顾客窗口 widget (demo customer u1001): {root}/widget#token={token}")
-            print(f"工作台 staff console: {root}/staff   staff key: {staff_key}")
-            await server.serve()
+            print(f"工作台 staff console: {root}/staff   staff key: {staff_key}", flush=True)
+            with listener:
+                await server.serve(sockets=[listener])
         finally:
             await store.aclose()
             book.close()
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening socket on `host:port` (port 0: a free one), bound before serving so the
+    printed addresses are the real ones."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((host, port))
+    except OSError as error:
+        listener.close()
+        raise ValueError(f"cannot listen on {host}:{port}: {error}") from None
+    listener.set_inheritable(True)
+    return listener
 
 
 def run(args: argparse.Namespace) -> int:

@@ -71,6 +71,7 @@ def api_routes(service: ChatService) -> list[Route]:
 
     async def follow(request: Request, session_id: str, view: Visibility) -> Response:
         run_id = request.query_params.get("run_id")
+        parse_after(request, "")                     # a bad `after` is a 400 before all else
         run = service.runs.get(run_id) if run_id else service.runs.latest(session_id)
         if run is None or run.session_id != session_id:
             raise WebError(404, "run_not_found", "no such run in this conversation is kept "

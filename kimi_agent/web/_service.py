@@ -219,7 +219,8 @@ class ChatService:
                         self._log(run, event)
                     if run is not None:
                         await self._settle(customer, run, stream.result)
-            except Exception as error:
+            except Exception as raised:
+                error = _single(raised)
                 if run is None:
                     raise _before_start(error) from None
                 await self._failed(customer, run, error)
@@ -347,6 +348,14 @@ async def serving(service: ChatService) -> AsyncIterator[ChatService]:
     """`async with service` as a function (for lifespans)."""
     async with service:
         yield service
+
+
+def _single(error: Exception) -> Exception:
+    """The one error inside (nested) exception groups of one error, else `error`: a
+    streamed run's task group wraps what the run raised."""
+    while isinstance(error, ExceptionGroup) and len(error.exceptions) == 1:
+        error = error.exceptions[0]
+    return error
 
 
 def _before_start(error: Exception) -> Exception:

@@ -80,7 +80,7 @@ async def shop_web(tmp_path: Path, *, latency: Latency | None = None,
     shared, _ = make_deps(tmp_path / "shop.db", customer_id=None, latency=False)
     settings = WebOptions(**{"secret": SECRET, "staff_key": STAFF_KEY, **options})
     async with sim.serve() as base, GatewayClient(base, sim.api_key) as client, \
-            SQLiteStore(tmp_path / "sessions.db") as store:
+            SQLiteStore(tmp_path / "sessions.db", synchronous="NORMAL") as store:
         book = ConversationBook(tmp_path / "sessions.db")
         app = create_app(build_agent(client), store, settings, deps=shop_deps(shared),
                          book=book)

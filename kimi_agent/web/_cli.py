@@ -18,12 +18,13 @@ finish (up to `--grace` seconds) before the process exits.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import secrets
 import socket
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -192,7 +193,7 @@ async def _serve(args: argparse.Namespace) -> None:
             app = create_app(agent, store, options, deps=deps, book=book)
             config = uvicorn.Config(app, lifespan="on", log_level="info",
                                     timeout_graceful_shutdown=max(1, round(args.grace)))
-            server = uvicorn.Server(config)
+            server = _server_class()(config)
             listener = _listen(args.host, args.port)
             host, port = listener.getsockname()[:2]
             root = f"http://{host}:{port}"
@@ -202,9 +203,27 @@ async def _serve(args: argparse.Namespace) -> None:
             print(f"工作台 staff console: {root}/staff   staff key: {staff_key}", flush=True)
             with listener:
                 await server.serve(sockets=[listener])
+            print("已停止：进行中的回答都已完成。Stopped; answers under way were finished.")
         finally:
             await store.aclose()
             book.close()
+
+
+def _server_class() -> Any:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn's server, except that a Ctrl-C or SIGTERM it has handled gracefully is not
+        raised again once it has shut down: the command then exits 0."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            with super().capture_signals():
+                try:
+                    yield
+                finally:
+                    self._captured_signals.clear()
+    return Server
 
 
 def _listen(host: str, port: int) -> socket.socket:

@@ -30,7 +30,7 @@ def test_serve_runs_the_demo_bot_offline_and_shuts_down_gracefully(tmp_path: Pat
     store = tmp_path / "data" / "web.db"
     with LiveCli(tmp_path, "serve", "--port", "0", "--store", f"sqlite:///{store}",
                  "--grace", "20") as server:
-        root, token, staff_key = _addresses(server)
+        root, token, _ = _addresses(server)
         assert "离线：使用内置网关模拟器" in server.output
         assert httpx.get(f"{root}/widget").status_code == 200
         assert httpx.get(f"{root}/staff").status_code == 200
@@ -67,7 +67,7 @@ def test_serve_takes_an_agent_factory_and_refuses_bad_targets(tmp_path: Path) ->
     with LiveCli(tmp_path, "serve", "kimi_agent_tools.demo.bot:build_agent", "--port", "0",
                  "--store", "memory", "--secret", "s" * 32, "--staff-key", "k" * 32
                  ) as server:
-        root, token, staff_key = _addresses(server)
+        root, _, staff_key = _addresses(server)
         assert staff_key == "k" * 32
         overview = httpx.get(f"{root}/api/staff/overview",
                              headers={"authorization": f"Bearer {staff_key}"})

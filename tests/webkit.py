@@ -74,10 +74,11 @@ class ShopWeb:
 
 @asynccontextmanager
 async def shop_web(tmp_path: Path, *, latency: Latency | None = None,
-                   **options: Any) -> AsyncIterator[ShopWeb]:
-    """The shop bot on the web (`kimi_agent.web.create_app`), served on loopback."""
+                   tool_latency: bool = False, **options: Any) -> AsyncIterator[ShopWeb]:
+    """The shop bot on the web (`kimi_agent.web.create_app`), served on loopback.
+    `tool_latency`: the demo's look-ups take their short network-like delays."""
     sim = GatewaySimulator(responder=shop_responder, latency=latency or Latency())
-    shared, _ = make_deps(tmp_path / "shop.db", customer_id=None, latency=False)
+    shared, _ = make_deps(tmp_path / "shop.db", customer_id=None, latency=tool_latency)
     settings = WebOptions(**{"secret": SECRET, "staff_key": STAFF_KEY, **options})
     async with sim.serve() as base, GatewayClient(base, sim.api_key) as client, \
             SQLiteStore(tmp_path / "sessions.db", synchronous="NORMAL") as store:

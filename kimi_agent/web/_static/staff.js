@@ -11,7 +11,12 @@
   const POLL_MS = 2000;
 
   const $ = (id) => document.getElementById(id);
-  let key = sessionStorage.getItem("kimi-agent-staff-key") || "";
+  const storage = {
+    get() { try { return sessionStorage.getItem("kimi-agent-staff-key") || ""; } catch (e) { return ""; } },
+    set(v) { try { sessionStorage.setItem("kimi-agent-staff-key", v); } catch (e) { /* none */ } },
+    clear() { try { storage.clear(); } catch (e) { /* none */ } },
+  };
+  let key = storage.get();
   let timer = null;
   const decisions = {};   // session id -> {call id: {approve: bool, reason: str}}
   let lastOverview = "";
@@ -56,12 +61,12 @@
   $("login").addEventListener("submit", (event) => {
     event.preventDefault();
     key = $("key").value.trim();
-    sessionStorage.setItem("kimi-agent-staff-key", key);
+    storage.set(key);
     refresh();
   });
   $("logout").addEventListener("click", () => {
     key = "";
-    sessionStorage.removeItem("kimi-agent-staff-key");
+    storage.clear();
     if (timer) clearTimeout(timer);
     showLogin("");
   });
@@ -230,7 +235,7 @@
         let message = "密钥无效";
         try { message = (await response.json()).error.message; } catch (e) { /* keep */ }
         key = "";
-        sessionStorage.removeItem("kimi-agent-staff-key");
+        storage.clear();
         showLogin(message);
         return;
       }

@@ -13,6 +13,15 @@
     technical_issue: "技术问题", customer_request: "人工服务", other: "人工服务",
   };
   const GENERIC_LABEL = "正在处理…";
+  const ERROR_TEXT = {
+    held_by_person: "这段对话已由人工客服接手，请等待工作人员回复。",
+    awaiting_approval: "上一步操作正在等待工作人员审核，请稍候。",
+    conversation_busy: "上一条消息还在回复中，请稍候。",
+    rate_limited: "您发送得太快了，请稍后再试。",
+    message_too_long: "消息太长了，请精简后再发送。",
+    invalid_token: "登录状态已过期，请刷新页面后重试。",
+    unavailable: "客服系统正在维护，请稍后再试。",
+  };
   const POLL_MS = 1500;
   const HELD_POLL_MS = 5000;
 
@@ -22,9 +31,17 @@
   const send = $("send");
   const notice = $("notice");
 
+  // sessionStorage keeps the token across reloads; in a third-party frame the browser may
+  // refuse storage altogether, and then the address alone has to do
+  function stored(value) {
+    try {
+      if (value) sessionStorage.setItem("kimi-agent-token", value);
+      return sessionStorage.getItem("kimi-agent-token") || "";
+    } catch (e) { return value || ""; }
+  }
   const params = new URLSearchParams(location.hash.slice(1));
-  const token = params.get("token") || sessionStorage.getItem("kimi-agent-token") || "";
-  if (params.get("token")) sessionStorage.setItem("kimi-agent-token", params.get("token"));
+  const token = params.get("token") || stored(null);
+  if (params.get("token")) stored(params.get("token"));
 
   const state = {
     busy: false, held: false, pending: false, seenRuns: new Set(), timer: null,
@@ -146,17 +163,29 @@
     } else if (kind === "tool_call_finished") {
       const line = this.tools[record.step + "/" + record.call_id];
       if (line) {
-        line.classList.remove("running");
-        line.classList.add(record.status === "ok" ? "ok" : "failed");
         const label = line.lastChild;
-        if (record.status === "ok") label.textContent = label.textContent.replace(/…$/, "") + " ✓";
+        const base = label.textContent.replace(/…$/, "");
+        line.classList.remove("running");
+        if (record.status === "ok") {
+          line.classList.add("ok");
+          label.textContent = /^正在/.test(base) ? base.replace(/^正在/, "已") : base + " ✓";
+        } else if (record.status === "pending_approval") {
+          line.classList.add("waiting");
+          label.textContent = base.replace(/^正在/, "") + " · 等待审核";
+        } else if (record.status === "rejected") {
+          line.classList.add("failed");
+          label.textContent = base + " · 未通过审核";
+        } else {
+          line.classList.add("failed");
+          label.textContent = base + " · 未完成";
+        }
       }
     } else if (kind === "step_finished") {
       this.finishStep(record.step);
     } else if (kind === "approval_requested") {
       const anchor = this.lastStep !== null ? this.steps[this.lastStep].row : row("bot");
       for (const p of record.pending || []) {
-        const c = card(anchor, "⏳ " + (APPROVAL_TEXT[p.tool] || APPROVAL_FALLBACK), "pending");
+        const c = card(anchor, APPROVAL_TEXT[p.tool] || APPROVAL_FALLBACK, "pending");
         c.dataset.callId = p.call_id;
         c.id = "approval-" + p.call_id;
       }
@@ -176,7 +205,7 @@
     for (const c of document.querySelectorAll(".card.pending")) {
       c.classList.remove("pending");
       c.classList.add("approved");
-      c.textContent = "✅ 工作人员已审核，正在继续为您处理。";
+      c.textContent = "工作人员已审核，正在继续为您处理。";
     }
   }
 
@@ -268,10 +297,14 @@
       });
       if (!response.ok) {
         const error = await errorOf(response);
+        let text = ERROR_TEXT[error.code] || "发送失败，请稍后再试。";
         if (error.code === "held_by_person") held(null);
         else if (error.code === "awaiting_approval") { state.pending = true; poll(POLL_MS); }
-        else if (response.status === 401) showNotice("登录状态已过期，请刷新页面后重试。");
-        card(row("bot"), error.message || "发送失败，请稍后再试。", "error");
+        else if (response.status === 401) {
+          text = ERROR_TEXT.invalid_token;
+          showNotice(text);
+        }
+        card(row("bot"), text, "error");
         return;
       }
       await stream(response, view);
@@ -324,7 +357,7 @@
     if (state.pending) {
       if (initial && !document.querySelector(".card.pending")) {
         for (const p of s.pending) {
-          card(row("bot"), "⏳ " + (APPROVAL_TEXT[p.tool] || APPROVAL_FALLBACK), "pending");
+          card(row("bot"), APPROVAL_TEXT[p.tool] || APPROVAL_FALLBACK, "pending");
         }
       }
       poll(POLL_MS);

@@ -84,6 +84,7 @@
   function showNotice(text) {
     notice.textContent = text;
     notice.classList.remove("hidden");
+    scroll();
   }
 
   function hideNotice() { notice.classList.add("hidden"); }
@@ -102,8 +103,8 @@
     state.held = true;
     const queue = handoff && handoff.queue ? "（" + handoff.queue + "）" : "";
     const reason = handoff && REASON_TEXT[handoff.reason] ? REASON_TEXT[handoff.reason] : "";
-    showNotice("已为您转接人工客服" + queue + "，稍后将由工作人员接手这段对话" +
-      (reason ? "（" + reason + "）" : "") + "。在此期间智能客服不再回复。");
+    showNotice("已为您转接人工客服" + (queue || (reason ? "（" + reason + "）" : "")) +
+      "，稍后将由工作人员接手这段对话。在此期间智能客服不再回复。");
     $("subtitle").textContent = "人工客服接待中";
     setComposer();
     poll(HELD_POLL_MS);

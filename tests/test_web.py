@@ -536,3 +536,23 @@ async def test_a_hundred_customers_at_once(tmp_path: Path) -> None:
             assert "SF1402938475612" not in events[-1].data["output"]
             items = await web.store.session(customer).get_items()
             assert [m.content for m in items if m.role == "user"] == [WHERE]
+
+
+async def test_cors_is_configurable(tmp_path: Path) -> None:
+    allowed = "https://shop.example"
+    async with shop_web(tmp_path, cors_origins=(allowed,)) as web, web.client() as http:
+        preflight = await http.options("/api/conversation/messages", headers={
+            "origin": allowed, "access-control-request-method": "POST",
+            "access-control-request-headers": "authorization, content-type"})
+        assert preflight.status_code == 200
+        assert preflight.headers["access-control-allow-origin"] == allowed
+        assert "authorization" in preflight.headers["access-control-allow-headers"].lower()
+        other = await http.options("/api/conversation/messages", headers={
+            "origin": "https://evil.example", "access-control-request-method": "POST"})
+        assert "access-control-allow-origin" not in other.headers
+        events = await say(http, {**customer_headers("u1001"), "origin": allowed}, WHERE)
+        assert events[-1].event == "done"
+    (tmp_path / "closed").mkdir()
+    async with shop_web(tmp_path / "closed") as web, web.client() as http:
+        response = await http.get("/api/config", headers={"origin": allowed})
+        assert "access-control-allow-origin" not in response.headers

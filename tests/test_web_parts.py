@@ -237,6 +237,8 @@ async def test_shutdown_grace_bounds_the_wait(tmp_path: Path) -> None:
         async with service:
             run = await service.send(Customer("c", "c"), "你好")
         assert run.finished and service.running == 0
+        assert run.records[-1]["kind"] == "error"
+        assert run.records[-1]["code"] == "interrupted"         # the log says how it ended
         # cancelled mid-answer: the session holds the customer's message, no half answer
         items = await sessions["c"].get_items()
         assert [m.role for m in items] == ["user"]

@@ -225,9 +225,13 @@ class ChatService:
                     raise _before_start(error) from None
                 await self._failed(customer, run, error)
             finally:
-                await lock.__aexit__(None, None, None)
+                with anyio.CancelScope(shield=True):
+                    await lock.__aexit__(None, None, None)
         finally:
             if run is not None:
+                if not run.records or run.records[-1]["kind"] not in ("done", "error"):
+                    run.append(error_record("interrupted", "回答被中断了（服务正在重启），请稍后"
+                                            "重新发送。The run was interrupted."))
                 self.runs.end(run)
             self._release(session_id)
 

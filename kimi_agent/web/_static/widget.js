@@ -145,8 +145,15 @@
       s.bubble.classList.remove("empty");
       scroll();
     } else if (kind === "reasoning_delta") {
-      // shown only when the app lets customers see reasoning: as part of the step
-      this.step(record.step);
+      // sent only when the app lets customers see the reasoning: shown above the step's text
+      const s = this.step(record.step);
+      if (!s.reasoning) {
+        s.reasoning = document.createElement("div");
+        s.reasoning.className = "reasoning";
+        s.row.insertBefore(s.reasoning, s.bubble);
+      }
+      s.reasoning.textContent += record.text;
+      scroll();
     } else if (kind === "tool_call_started") {
       const s = this.step(record.step);
       const line = document.createElement("div");

@@ -106,15 +106,16 @@ async def test_widget_and_staff_console_in_chromium(tmp_path: Path) -> None:
         await widget.locator(".step.ok", has_text="已查询物流").wait_for(timeout=WAIT)
         seen = await widget.evaluate("window.progressSeen")
         assert "正在查询订单…" in seen and "正在查询物流…" in seen, seen
-        streaming = widget.locator(".bubble.streaming:not(.empty)")
-        await streaming.last.wait_for(timeout=WAIT)
-        partial = await streaming.last.inner_text()
+        # the answer (step 2) caught while it is being written
+        streaming = widget.locator(".bubble.streaming", has_text="订单 A1024（")
+        await streaming.wait_for(timeout=WAIT)
+        partial = await streaming.inner_text()
         await shot(widget, "1-answer-streaming")
         answer = widget.locator(".row.bot .bubble", has_text="SF1402938475612")
         await answer.wait_for(timeout=WAIT)
         await widget.locator(".bubble.streaming").wait_for(state="detached", timeout=WAIT)
         final = await answer.inner_text()
-        assert partial and len(partial) < len(final)            # it was seen growing
+        assert final.startswith(partial) and len(partial) < len(final), (partial, final)
         assert await widget.locator(".step.ok").count() == 2
         await shot(widget, "2-order-answered")
 

@@ -243,3 +243,32 @@ async def test_shutdown_grace_bounds_the_wait(tmp_path: Path) -> None:
         items = await sessions["c"].get_items()
         assert [m.role for m in items] == ["user"]
     await anyio.sleep(0)
+
+
+# ---------------------------------------------------------------- the conversation book
+
+
+@pytest.mark.anyio
+async def test_the_book_keeps_held_conversations_across_restarts(tmp_path: Path) -> None:
+    from kimi_agent import Handoff
+    from kimi_agent.web import ConversationBook
+
+    book = ConversationBook(tmp_path / "web.db")
+    await book.set("会话-1", "u1", "handoff", Handoff("complaint", "顾客投诉发货慢", "投诉专席"))
+    await book.set("会话-2", "u2", "pending_approval")
+    await book.set("会话-3", "u3", "active")
+    book.close()
+    again = ConversationBook(tmp_path / "web.db")
+    [held] = await again.with_status("handoff")
+    assert (held.session_id, held.customer_id) == ("会话-1", "u1")
+    assert held.handoff == Handoff("complaint", "顾客投诉发货慢", "投诉专席")
+    assert [e.session_id for e in await again.with_status("pending_approval")] == ["会话-2"]
+    await again.set("会话-1", "u1", "active")
+    assert await again.with_status("handoff") == []
+    entry = await again.get("会话-1")
+    assert entry is not None and entry.status == "active" and entry.handoff is None
+    assert await again.get("nobody") is None
+    again.close()
+    again.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        await again.get("会话-1")

@@ -124,15 +124,17 @@ class ChatService:
         """
         async def check(session: Session) -> None:
             entry = await self.book.get(customer.session_id)
-            if entry is not None and entry.status == "handoff":
-                raise WebError(409, "held_by_person", "这段对话已转给人工客服，请等待工作人员回复。"
-                               " The conversation is held by a person.")
             if entry is not None and entry.customer_id != customer.customer_id:
                 raise WebError(403, "not_your_conversation",
                                "this conversation belongs to another customer")
+            if entry is not None and entry.status == "handoff":
+                raise WebError(409, "held_by_person", "这段对话已转给人工客服，请等待工作人员回复。"
+                               " The conversation is held by a person.")
             if await self.agent.pending_approvals(session):
                 raise WebError(409, "awaiting_approval", "上一步操作正在等待人工审核，请稍候。"
                                " A call is waiting for staff approval.")
+            if entry is None:   # the conversation is this customer's from its first message
+                await self.book.set(customer.session_id, customer.customer_id, "active")
 
         def start(session: Session, deps: Any) -> AbstractAsyncContextManager[Any]:
             return self.agent.stream(text, deps=deps, session=session)

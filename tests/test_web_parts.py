@@ -189,7 +189,7 @@ async def test_a_lock_that_cannot_be_had_is_conversation_busy() -> None:
                                        headers=customer_headers("u1"))
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "conversation_busy"
-    assert store.sessions["u1"]._items == [] and not sim.requests
+    assert await store.sessions["u1"].get_items() == [] and not sim.requests
 
 
 # ---------------------------------------------------------------- shutdown

@@ -345,6 +345,13 @@
         await follow(run.run_id);
         return refresh();
       }
+      if (state.pending && s.status !== "pending_approval" && s.status !== "running") {
+        // decided and answered where this page could not follow (another server process):
+        // the history has it
+        state.pending = false;
+        messages.textContent = "";
+        await loadHistory();
+      }
       apply(s, false);
     }, ms);
   }

@@ -126,6 +126,17 @@ async def test_widget_and_staff_console_in_chromium(tmp_path: Path) -> None:
         await waiting.wait_for(timeout=WAIT)
         await expect(box).to_be_disabled(timeout=WAIT)
         await shot(widget, "3-refund-waiting")
+        await widget.locator(".step.waiting", has_text="提交退款申请 · 等待审核").wait_for(
+            timeout=WAIT)
+        # a reload brings the history and the waiting refund back from the server
+        await widget.reload()
+        await widget.locator(".card.pending", has_text="等待工作人员审核").wait_for(timeout=WAIT)
+        await widget.locator(".step.waiting", has_text="提交退款申请 · 等待审核").wait_for(
+            timeout=WAIT)
+        await widget.locator(".step.ok", has_text="已查询物流").wait_for(timeout=WAIT)
+        await widget.locator(".row.bot .bubble", has_text="SF1402938475612").wait_for(
+            timeout=WAIT)
+        await expect(box).to_be_disabled(timeout=WAIT)
 
         # 3. staff approve it in the console, in a second page
         console = await context.new_page()
@@ -144,8 +155,6 @@ async def test_widget_and_staff_console_in_chromium(tmp_path: Path) -> None:
         # 4. the widget continues by itself with the approved refund
         await widget.locator(".card.approved").wait_for(timeout=WAIT)
         await widget.locator(".row.bot .bubble", has_text="退款单号 RF").wait_for(timeout=WAIT)
-        await widget.locator(".step.waiting", has_text="提交退款申请 · 等待审核").wait_for(
-            timeout=WAIT)
         await widget.locator(".step.ok", has_text="已提交退款申请").wait_for(timeout=WAIT)
         await expect(box).to_be_enabled(timeout=WAIT)
         await shot(widget, "5-refund-approved")

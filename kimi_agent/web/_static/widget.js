@@ -385,14 +385,42 @@
     if (response.ok) apply(await response.json(), false);
   }
 
-  async function loadHistory() {
+  async function loadHistory(pendingIds) {
     const response = await fetch("api/conversation/messages", { headers: headers() });
     if (!response.ok) return false;
     const body = await response.json();
+    const waiting = new Set(pendingIds || []);
     for (const m of body.messages) {
       if (m.role === "user" && typeof m.content === "string") bubble("user", m.content);
-      else if (m.role === "assistant" && m.content) bubble("bot", m.content);
+      else if (m.role === "assistant" && (m.content || m.tool_calls)) {
+        const view = bubble("bot", m.content || "");
+        if (!m.content) view.bubble.classList.add("hidden");
+        if (m.tool_calls) {
+          const progress = document.createElement("div");
+          progress.className = "progress";
+          for (const c of m.tool_calls) {
+            const base = (c.label || GENERIC_LABEL).replace(/…$/, "");
+            const line = document.createElement("div");
+            const dot = document.createElement("span");
+            dot.className = "dot";
+            const label = document.createElement("span");
+            if (waiting.has(c.call_id)) {
+              line.className = "step waiting";
+              label.textContent = base.replace(/^正在/, "") + " · 等待审核";
+            } else {
+              line.className = "step ok";
+              label.textContent = /^正在/.test(base) ? base.replace(/^正在/, "已") : base + " ✓";
+            }
+            line.dataset.tool = c.name;
+            line.appendChild(dot);
+            line.appendChild(label);
+            progress.appendChild(line);
+          }
+          view.row.appendChild(progress);
+        }
+      }
     }
+    scroll();
     return true;
   }
 
@@ -432,7 +460,7 @@
       state.busy = false;
       return start();
     }
-    await loadHistory();
+    await loadHistory(s.pending.map((p) => p.call_id));
     apply(s, true);
     setComposer();
   }

@@ -5,6 +5,7 @@
     kimi-agent tools MOD[:ATTR]      the tool schemas the model would see
     kimi-agent simulate              the gateway simulator on a loopback port
     kimi-agent mcp serve MOD[:ATTR]  the tools as an MCP server over stdio (extra 'mcp')
+    kimi-agent serve [MOD:ATTR]      an agent on the web: API, chat widget, staff console
 
 Sub-commands import what they need when they run, so `kimi-agent --help` stays instant.
 """
@@ -12,6 +13,7 @@ Sub-commands import what they need when they run, so `kimi-agent --help` stays i
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
@@ -67,6 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     from kimi_agent.mcp._cli import add_parser as add_mcp_parser  # argparse only
 
     add_mcp_parser(sub)
+    importlib.import_module("kimi_agent.web._cli").add_parser(sub)
     return parser
 
 
@@ -113,7 +116,13 @@ def _mcp(args: argparse.Namespace) -> int:
     return mcp_serve.run(args)
 
 
-COMMANDS = {"demo": _demo, "chat": _chat, "tools": _tools, "simulate": _simulate, "mcp": _mcp}
+def _serve(args: argparse.Namespace) -> int:
+    status: int = importlib.import_module("kimi_agent.web._cli").run(args)
+    return status
+
+
+COMMANDS = {"demo": _demo, "chat": _chat, "tools": _tools, "simulate": _simulate, "mcp": _mcp,
+            "serve": _serve}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

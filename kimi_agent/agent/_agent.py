@@ -40,7 +40,8 @@ from kimi_agent.models._router import ModelRouter
 from kimi_agent.sessions._protocol import Session
 from kimi_agent.sessions._trim import KeepRecentTurns, TrimPolicy
 from kimi_agent.tooling._executor import ToolExecutor
-from kimi_agent.tooling._tool import Tool, ToolRegistry
+from kimi_agent.tooling._registry import ToolRegistry
+from kimi_agent.tooling._tool import Tool
 from kimi_agent.wire import Message, SystemMessage, ToolMessage, UserMessage
 
 OutputT = TypeVar("OutputT", default=str)

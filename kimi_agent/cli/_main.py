@@ -69,7 +69,8 @@ def load_tools(target: str) -> Any:
     Without `ATTR`, every `Tool` defined at the module's top level is taken (a `ToolRegistry`
     there is taken whole). Raises `ValueError` naming what was not found.
     """
-    from kimi_agent.tooling._tool import Tool, ToolRegistry
+    from kimi_agent.tooling._registry import ToolRegistry
+    from kimi_agent.tooling._tool import Tool
 
     module_name, _, attr = target.partition(":")
     if module_name.endswith(".py"):

@@ -19,8 +19,9 @@ import anyio
 from kimi_agent._logging import EventLogger, resolve
 from kimi_agent.errors import ToolCallError, ToolTimeoutError
 from kimi_agent.tooling._records import ToolCallRecord
+from kimi_agent.tooling._registry import ToolRegistry
 from kimi_agent.tooling._run_context import RunContext
-from kimi_agent.tooling._tool import ToolRegistry, format_result
+from kimi_agent.tooling._tool import format_result
 from kimi_agent.wire import ToolCall
 
 OnCall = Callable[[str, Any], Awaitable[None]]

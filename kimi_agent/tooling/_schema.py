@@ -2,9 +2,10 @@
 
 pydantic describes the types (and later validates and converts the model's arguments with
 the very model built here, once, when the tool is created); `docstrings` supplies the
-descriptions; `dialect.to_moonshot` rewrites the result into Moonshot's JSON-schema dialect.
-Every schema leaving this module has passed `check_moonshot` and the Draft 2020-12
-meta-schema, so a tool that exists is a tool the gateway accepts.
+descriptions; `_normalise.to_moonshot` rewrites the result into Moonshot's dialect. A schema
+made from a signature passes walle's default (`ultra`) level; a raw schema (`raw_schema`)
+must pass its `strict` level, the one Moonshot's server applies. So a tool that exists is a
+tool the gateway accepts (docs/wire/schema-dialect.md).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import collections.abc
 import dataclasses
 import enum
 import inspect
+import json
 import re
 import sys
 import types
@@ -22,23 +24,24 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Union
 
-import jsonschema  # type: ignore[import-untyped, unused-ignore]
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, create_model
 from pydantic.fields import FieldInfo
-from pydantic.json_schema import PydanticJsonSchemaWarning
+from pydantic.json_schema import GenerateJsonSchema, PydanticJsonSchemaWarning
 from typing_extensions import is_typeddict
 
 from kimi_agent.errors import ConfigurationError, ToolDefinitionError
-from kimi_agent.tooling._dialect import check_moonshot, to_moonshot
+from kimi_agent.tooling._dialect import RESERVED_NAMES, Level, check_moonshot
 from kimi_agent.tooling._docstrings import parse_docstring
+from kimi_agent.tooling._normalise import to_moonshot
 from kimi_agent.tooling._run_context import RunContext
 
 __all__ = [
     "FunctionSchema",
+    "RawSchema",
     "find_context_param",
     "function_schema",
-    "moonshot_schema",
     "output_schema",
+    "raw_schema",
 ]
 
 _CONTEXT_STRING = re.compile(r"^\s*(?:[\w.]+\.)?RunContext\b")
@@ -126,24 +129,39 @@ def function_schema(
                 )
             context_param = param.name
             continue
+        if param.name in RESERVED_NAMES:
+            raise ToolDefinitionError(
+                f"tool {owner!r}: parameter {param.name!r} cannot have this name: Moonshot's "
+                f"schema dialect reserves the property names {', '.join(sorted(RESERVED_NAMES))}"
+                "; rename the parameter")
         _check_type(hint, owner, param.name, top=True, seen=set())
         field_name = f"p{index}"
         fields[field_name] = _field(hint, param, doc.params.get(param.name))
         names.append((field_name, param.name))
 
     model = _arguments_model(owner, fields, names)
-    raw = _model_schema(model, owner, fields, names)
-    normalised = moonshot_schema(raw, owner)
+    out = to_moonshot(_model_schema(model, owner, fields, names))
     parameters: dict[str, Any] = {
         "type": "object",
-        "properties": normalised.get("properties", {}),
-        "required": normalised.get("required", []),
+        "properties": out.get("properties", {}),
+        "required": out.get("required", []),
         "additionalProperties": False,
     }
+    if "$defs" in out:
+        parameters["$defs"] = out["$defs"]
+    _checked(parameters, owner, "ultra")
+    for name, prop in parameters["properties"].items():
+        where = _untyped(prop)
+        if where is not None:
+            at = f" (at {where})" if where else ""
+            raise ToolDefinitionError(
+                f"tool {owner!r}: parameter {name!r}{at} has a schema without a type, which "
+                "tells the model nothing (walle: every subschema declares its type); "
+                "use a type JSON can carry")
     return FunctionSchema(
         name=owner,
         description=description if description is not None else doc.description,
-        parameters=moonshot_schema(parameters, owner),
+        parameters=parameters,
         context_param=context_param,
         model=model,
         fields=tuple(names),
@@ -151,41 +169,109 @@ def function_schema(
     )
 
 
-def moonshot_schema(schema: Mapping[str, Any], owner: str) -> dict[str, Any]:
-    """`schema` normalised to the dialect and checked (dialect, then Draft 2020-12)."""
+@dataclass(frozen=True, slots=True)
+class RawSchema:
+    """A raw parameters schema made ready: `parameters` goes to the gateway, `validation`
+    checks the model's arguments (the schema as given when it is a valid JSON schema, so
+    that constraints moved into descriptions are still enforced)."""
+
+    parameters: dict[str, Any]
+    validation: dict[str, Any]
+
+
+def raw_schema(schema: Any, owner: str) -> RawSchema:
+    """A schema another service wrote, normalised to the dialect and checked at walle's
+    `strict` level (what Moonshot's server requires).
+
+    Raises:
+        ToolDefinitionError: the schema is not a JSON object schema, or cannot be made to
+            pass the dialect (the message carries walle's `At path '...': ...` reasons).
+    """
     if not isinstance(schema, Mapping):
         raise ToolDefinitionError(f"tool {owner!r}: the parameters schema must be a JSON object")
     try:
-        out = to_moonshot(schema)
+        original = json.loads(json.dumps(schema, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise ToolDefinitionError(
+            f"tool {owner!r}: the parameters schema is not plain JSON ({exc})") from exc
+    try:
+        out = to_moonshot(original, keep_titles=True)
     except ValueError as exc:
         raise ToolDefinitionError(f"tool {owner!r}: {exc}") from exc
-    problems = check_moonshot(out)
+    if check_moonshot(out, "strict"):
+        # the rewrite exposed something walle does not look at in the original (inside a
+        # keyword it ignores): what the server accepts is the original
+        if not check_moonshot(original, "strict") and original.get("type") == "object":
+            out = original
+        else:
+            _checked(original, owner, "strict")
+    if out.get("type") != "object":
+        raise ToolDefinitionError(
+            f"tool {owner!r}: At path 'root': the parameters of a tool must be an object "
+            "schema (\"type\": \"object\"); the model's arguments are always a JSON object")
+    _checked(out, owner, "strict")
+    return RawSchema(out, original if _valid_json_schema(original) else out)
+
+
+def _untyped(node: Any, where: str = "") -> str | None:
+    """The path of the first subschema that declares no type (`{}` says "anything"), or
+    None. Only `additionalProperties` may be anything."""
+    if not isinstance(node, dict):
+        return None
+    if not {"type", "anyOf", "$ref", "enum"} & node.keys():
+        return where
+    for key in ("items",):
+        if isinstance(node.get(key), dict):
+            found = _untyped(node[key], f"{where}.{key}".lstrip("."))
+            if found is not None:
+                return found
+    for name, child in (node.get("properties") or {}).items():
+        found = _untyped(child, f"{where}.{name}".lstrip("."))
+        if found is not None:
+            return found
+    for child in node.get("anyOf") or ():
+        found = _untyped(child, where)
+        if found is not None:
+            return found
+    return None
+
+
+def _checked(schema: dict[str, Any], owner: str, level: Level) -> None:
+    problems = check_moonshot(schema, level)
     if problems:
         raise ToolDefinitionError(
-            f"tool {owner!r}: the parameters schema is outside Moonshot's dialect: "
+            f"tool {owner!r}: the parameters schema is outside Moonshot's dialect "
+            f"(walle, {level} level): "
             + "; ".join(_PROBLEM_PATH.sub(_name_parameter, p) for p in problems)
         )
+
+
+def _valid_json_schema(schema: dict[str, Any]) -> bool:
+    """Whether `schema` is a valid JSON schema of the draft it declares (2020-12 if none)."""
+    import jsonschema  # type: ignore[import-untyped, unused-ignore]  # deferred: raw schemas only
+
     try:
-        jsonschema.Draft202012Validator.check_schema(out)
-    except jsonschema.SchemaError as exc:
-        where = "/".join(str(p) for p in exc.absolute_path) or "(root)"
-        raise ToolDefinitionError(
-            f"tool {owner!r}: the parameters schema is not a valid JSON schema "
-            f"(Draft 2020-12) at {where}: {exc.message}"
-        ) from exc
-    return out
+        jsonschema.validators.validator_for(
+            schema, default=jsonschema.Draft202012Validator).check_schema(schema)
+    except jsonschema.SchemaError:
+        return False
+    return True
 
 
 def output_schema(tp: Any) -> dict[str, Any]:
-    """The dialect-normalised JSON schema of a structured-output type (e.g. a pydantic model)."""
+    """The dialect-normalised JSON schema of a structured-output type (e.g. a pydantic model).
+
+    Raises:
+        ConfigurationError: the type has no JSON schema, or one outside the dialect.
+    """
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", PydanticJsonSchemaWarning)
-            raw = TypeAdapter(tp).json_schema()
-        out = to_moonshot(raw)
-        jsonschema.Draft202012Validator.check_schema(out)
-    except (ValueError, TypeError, RuntimeError, jsonschema.SchemaError) as exc:
+        out = to_moonshot(_json_schema(TypeAdapter(tp).json_schema))
+    except (ValueError, TypeError, RuntimeError) as exc:
         raise ConfigurationError(f"output type {tp!r} has no usable JSON schema: {exc}") from exc
+    problems = check_moonshot(out, "ultra")
+    if problems:
+        raise ConfigurationError(f"output type {tp!r} has a JSON schema outside Moonshot's "
+                                 f"dialect: {'; '.join(problems)}")
     return out
 
 
@@ -395,12 +481,51 @@ def _model_schema(
     model: type[BaseModel], owner: str, fields: dict[str, Any], names: list[tuple[str, str]]
 ) -> dict[str, Any]:
     try:
-        with warnings.catch_warnings():
-            # a default that is not JSON (a sentinel, say) is left out of the schema
-            warnings.simplefilter("ignore", PydanticJsonSchemaWarning)
-            return model.model_json_schema()
+        return _json_schema(model.model_json_schema)
     except Exception as exc:
         raise _probe(owner, fields, names, exc) from exc
+
+
+_DEFAULT_MARK = "\x00kimi-agent-default:"
+
+
+class _HeldDefaults(GenerateJsonSchema):
+    """Puts a marker where each default goes and keeps the encoded value aside.
+
+    pydantic rewrites `$ref`s after generation by walking the whole schema, defaults
+    included, and a default that looks like a schema (a dict with a `$defs` key, say) breaks
+    that walk or gets rewritten. A marker string is left alone; `_json_schema` puts the real
+    defaults back afterwards, as data.
+    """
+
+    held: dict[str, Any]
+
+    def encode_default(self, dft: Any) -> Any:
+        value = super().encode_default(dft)
+        mark = f"{_DEFAULT_MARK}{len(self.held)}"
+        self.held[mark] = value
+        return mark
+
+
+def _json_schema(generate: Callable[..., dict[str, Any]]) -> dict[str, Any]:
+    held: dict[str, Any] = {}
+    generator = type("_Held", (_HeldDefaults,), {"held": held})
+    with warnings.catch_warnings():
+        # a default that is not JSON (a sentinel, say) is left out of the schema
+        warnings.simplefilter("ignore", PydanticJsonSchemaWarning)
+        schema = generate(schema_generator=generator)
+    out = _restore(schema, held)
+    assert isinstance(out, dict)
+    return out
+
+
+def _restore(node: Any, held: dict[str, Any]) -> Any:
+    if isinstance(node, dict):
+        return {key: held.get(value, value) if key == "default" and isinstance(value, str)
+                else _restore(value, held) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_restore(item, held) for item in node]
+    return node
 
 
 def _probe(
@@ -412,7 +537,7 @@ def _probe(
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", PydanticJsonSchemaWarning)
-                TypeAdapter(annotation).json_schema()
+                _json_schema(TypeAdapter(annotation).json_schema)
         except Exception as inner:
             reason = str(inner).strip().splitlines()[0] if str(inner).strip() else repr(inner)
             return ToolDefinitionError(

@@ -1,0 +1,569 @@
+"""A standard JSON schema rewritten into Moonshot's dialect (MFJS), meaning kept.
+
+`to_moonshot` takes what pydantic or another service produces and returns a schema that
+passes walle's default (`ultra`) level whenever the input can be expressed there, without
+changing what the model is asked for: constraints the dialect has no keyword for are written
+into the `description` (the validator of the arguments still enforces them), `const` becomes
+a one-value `enum`, `oneOf` becomes `anyOf`, tuples become arrays whose items may be any of
+the tuple's types, and keywords that must not stand beside `anyOf` move into its branches.
+Definitions are inlined, except recursive ones, which stay under the root's `$defs`.
+
+What cannot be expressed is left for the checker (`_dialect.check_moonshot`) to report.
+The input is never modified, and equal input gives byte-identical output.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import unquote
+
+from kimi_agent.tooling._dialect import (
+    ALLOWED,
+    COMMON,
+    JSON_TYPES,
+    SUPPORTED,
+    json_type,
+    matches,
+    type_list,
+)
+
+__all__ = ["to_moonshot"]
+
+# Schema keywords first in this order; any other keyword follows in alphabetical order.
+# Property names keep their order.
+_KEY_ORDER = (
+    "type", "description", "enum", "minLength", "maxLength", "minimum", "maximum",
+    "properties", "required", "additionalProperties", "items", "minItems", "maxItems",
+    "anyOf", "$ref", "default", "title",
+)
+_RANK = {key: i for i, key in enumerate(_KEY_ORDER)}
+_DROPPED = frozenset({
+    "$schema", "$comment", "$anchor", "$dynamicAnchor", "$vocabulary", "discriminator",
+    "readOnly", "writeOnly", "unevaluatedItems", "unevaluatedProperties", "additionalItems",
+    "definitions", "contentSchema",
+})
+_NOTES = ("format", "pattern", "multipleOf", "uniqueItems", "minProperties", "maxProperties",
+          "exclusiveMinimum", "exclusiveMaximum", "dependentRequired", "propertyNames",
+          "patternProperties", "contentEncoding", "contentMediaType", "minContains",
+          "maxContains", "contains", "deprecated", "examples")
+_JSON_TYPE_ORDER = ("string", "integer", "number", "boolean", "null", "array", "object")
+
+
+def to_moonshot(schema: Mapping[str, Any], *, keep_titles: bool = False) -> dict[str, Any]:
+    """`schema` rewritten into Moonshot's dialect (a new object; the input is untouched).
+
+    `keep_titles=False` drops every `title` (pydantic's are derived from the field names and
+    only cost tokens); raw schemas keep theirs.
+
+    Raises:
+        ValueError: a `$ref` points outside the document or to nothing, or a local
+            reference other than `#/$defs/...` is recursive (it cannot be inlined).
+    """
+    return _Normaliser(schema, keep_titles).run()
+
+
+class _Normaliser:
+    def __init__(self, root: Mapping[str, Any], keep_titles: bool) -> None:
+        self.root = root
+        self.keep_titles = keep_titles
+        defs: dict[str, Any] = {}
+        for key in ("definitions", "$defs"):
+            found = root.get(key)
+            if isinstance(found, Mapping):
+                defs.update(found)
+        self.defs = defs
+        self.recursive = _recursive(defs)
+        self.kept: dict[str, Any] = {}
+        self.notes: dict[str, list[str]] = {}
+        """description text → the constraint notes written into it"""
+
+    def run(self) -> dict[str, Any]:
+        root = dict(self.root)
+        ref = root.pop("$ref", None)
+        if isinstance(ref, str) and ref != "#":
+            root = {**dict(self._target(ref, "root", ())), **root}
+        elif ref is not None:
+            root["$ref"] = ref
+        defs_at_root = {k: root.pop(k) for k in ("$defs", "$id") if k in root}
+        out = self.node(root, "root", ())
+        assert isinstance(out, dict)
+        if isinstance(out.get("anyOf"), list) and "$ref" not in out:
+            out = _root_object(out)
+        if "type" not in out and not {"anyOf", "$ref", "enum"} & out.keys():
+            out["type"] = "object"
+        if out.get("type") == "object":
+            out.setdefault("properties", {})
+        if isinstance(defs_at_root.get("$id"), str):
+            out["$id"] = defs_at_root["$id"]
+        if self.kept:
+            out["$defs"] = {name: self.kept[name] for name in sorted(self.kept)}
+        return _ordered(out)
+
+    # ------------------------------------------------------------------ references
+
+    def _def_name(self, ref: str) -> str | None:
+        for prefix in ("#/$defs/", "#/definitions/"):
+            if ref.startswith(prefix) and "/" not in ref[len(prefix):]:
+                name = unquote(ref[len(prefix):]).replace("~1", "/").replace("~0", "~")
+                return name if name in self.defs else None
+        return None
+
+    def _target(self, ref: str, path: str, stack: tuple[str, ...]) -> Mapping[str, Any]:
+        if not ref.startswith("#"):
+            raise ValueError(f"At path '{path}': cannot use {ref!r}: only references inside "
+                             "the schema ('#/$defs/...') are supported")
+        if ref in stack:
+            raise ValueError(f"At path '{path}': {ref!r} refers to itself and is not under "
+                             "'#/$defs/', so the recursion cannot be kept")
+        target: Any = self.root
+        pointer = unquote(ref[1:])
+        for raw in pointer.split("/")[1:] if pointer else []:
+            part = raw.replace("~1", "/").replace("~0", "~")
+            if isinstance(target, Mapping) and part in target:
+                target = target[part]
+            elif isinstance(target, list) and part.isdigit() and int(part) < len(target):
+                target = target[int(part)]
+            else:
+                raise ValueError(f"At path '{path}': {ref!r} points to nothing")
+        if isinstance(target, bool):
+            return {} if target else {"not": {}}
+        if not isinstance(target, Mapping):
+            raise ValueError(f"At path '{path}': {ref!r} does not point to a schema")
+        return target
+
+    def _ref(self, node: dict[str, Any], path: str, stack: tuple[str, ...]) -> dict[str, Any]:
+        """Inline the target of `node["$ref"]`, or keep a reference to a recursive one."""
+        ref = node.pop("$ref")
+        if not isinstance(ref, str):
+            raise ValueError(f"At path '{path}': '$ref' must be a string")
+        if ref == "#":
+            return self._kept_ref("#", node, path, stack)
+        name = self._def_name(ref)
+        if name is not None and name in self.recursive:
+            if name not in self.kept:
+                self.kept[name] = {}  # placeholder: the definition may refer to itself
+                self.kept[name] = self.node(dict(self.defs[name]), f"$defs.{name}", stack)
+            return self._kept_ref(f"#/$defs/{name}", node, path, stack)
+        target = self._target(ref, path, stack)
+        merged = {**dict(target), **node}
+        out: dict[str, Any] = self.node(merged, path, (*stack, ref))
+        return out
+
+    def _kept_ref(self, ref: str, siblings: dict[str, Any], path: str,
+                  stack: tuple[str, ...]) -> dict[str, Any]:
+        """A `$ref` that stays. Only annotations may stand beside it (and walle refuses them
+        when the target has its own), so they go around a one-branch `anyOf`."""
+        keep: dict[str, Any] = {}
+        if isinstance(siblings.get("description"), str):
+            keep["description"] = siblings["description"]
+        if self.keep_titles and isinstance(siblings.get("title"), str):
+            keep["title"] = siblings["title"]
+        if siblings.get("default") is not None:
+            keep["description"] = _describe(keep.get("description"),
+                                            [f"Default: {_show(siblings['default'])}"])
+        if not keep:
+            return {"$ref": ref}
+        return _ordered({**keep, "anyOf": [{"$ref": ref}]})
+
+    # ------------------------------------------------------------------ one node
+
+    def node(self, value: Any, path: str, stack: tuple[str, ...]) -> Any:
+        if not isinstance(value, Mapping):
+            return copy.deepcopy(value)
+        node = dict(value)
+        while True:
+            if "$ref" in node:
+                return self._ref(node, path, stack)
+            branches = node.get("allOf")
+            if isinstance(branches, list) and branches and all(
+                    isinstance(b, Mapping) for b in branches) and _mergeable(node, branches):
+                node.pop("allOf")
+                for branch in branches:
+                    node = _merge(node, dict(branch))
+                continue
+            break
+        for key in _DROPPED:
+            node.pop(key, None)
+        if not self.keep_titles or not isinstance(node.get("title"), str):
+            node.pop("title", None)
+        if "oneOf" in node and "anyOf" not in node:
+            node["anyOf"] = node.pop("oneOf")
+        kinds = type_list(node) if "type" in node else list(JSON_TYPES)
+        if "const" in node and kinds is not None and "enum" not in node and \
+                any(matches(node["const"], k) for k in kinds):
+            node["enum"] = [node.pop("const")]
+        array = kinds is not None and "array" in kinds
+        if isinstance(node.get("items"), list) and array:  # draft-07 tuple
+            node["prefixItems"] = node.pop("items")
+        notes: list[str] = []
+        if "prefixItems" in node and array:
+            self._tuple(node, notes)
+        node = self._children(node, path, stack)
+        if node.get("items") == {}:
+            del node["items"]
+        if node.get("additionalProperties") == {}:
+            node["additionalProperties"] = True
+        _type_enum(node)
+        _enum_into_items(node)
+        _bounds(node, notes)
+        for key in _NOTES:
+            if key in node:
+                notes.append(_note(key, node.pop(key)))
+        node = self._distribute(node, path, stack) if "anyOf" in node else _split_types(node)
+        _default(node, notes)
+        if "anyOf" in node:
+            self._annotations_outside(node, notes)
+        if notes:
+            node["description"] = _describe(node.get("description"), notes)
+            self.notes[node["description"]] = notes
+        return _ordered(node)
+
+    def _annotations_outside(self, node: dict[str, Any], notes: list[str]) -> None:
+        """A description or title on an `anyOf` covers its branches, and walle's default
+        level refuses the same annotation on both: the branches' copies go. The parent's
+        text is the one written for this place (a field's description over its model's
+        docstring); the constraint notes a branch carried join the parent's."""
+        outer = COMMON & node.keys()
+        if notes:
+            outer |= {"description"}
+        if not outer:
+            return
+        branches = []
+        for branch in node["anyOf"]:
+            if isinstance(branch, dict):
+                text = branch.get("description")
+                if "description" in outer and isinstance(text, str):
+                    notes.extend(self.notes.get(text, ()))
+                branch = {k: v for k, v in branch.items() if k not in outer}
+            branches.append(branch)
+        node["anyOf"] = branches
+
+    def _children(self, node: dict[str, Any], path: str,
+                  stack: tuple[str, ...]) -> dict[str, Any]:
+        props = node.get("properties")
+        if isinstance(props, Mapping):
+            node["properties"] = {name: self.node(child, f"{path}.properties.{name}", stack)
+                                  for name, child in props.items()}
+        for key in ("items", "additionalProperties", "not", "if", "then", "else"):
+            if isinstance(node.get(key), Mapping):
+                node[key] = self.node(node[key], f"{path}.{key}", stack)
+        for key in ("anyOf", "allOf", "oneOf"):
+            if isinstance(node.get(key), list):
+                node[key] = [self.node(b, f"{path}.{key}", stack) for b in node[key]]
+        return node
+
+    def _tuple(self, node: dict[str, Any], notes: list[str]) -> None:
+        """prefixItems → `items` that any of the positions' schemas satisfies."""
+        prefix = node.pop("prefixItems")
+        if not isinstance(prefix, list):
+            return
+        rest = node.pop("items", None)
+        branches = [b for b in prefix if isinstance(b, Mapping)]
+        if isinstance(rest, Mapping):
+            branches.append(rest)
+        distinct: dict[str, Any] = {}
+        for branch in branches:
+            distinct.setdefault(json.dumps(branch, sort_keys=True, default=str), branch)
+        if len(distinct) == 1:
+            node["items"] = next(iter(distinct.values()))
+        elif distinct:
+            node["items"] = {"anyOf": list(distinct.values())}
+        if rest is False:  # nothing after the listed positions
+            node.setdefault("maxItems", len(prefix))
+        if len(distinct) > 1:
+            kinds = [_kind_of(b) for b in prefix]
+            notes.append(f"{len(prefix)} items in this order: {', '.join(kinds)}")
+
+    def _distribute(self, node: dict[str, Any], path: str,
+                    stack: tuple[str, ...]) -> dict[str, Any]:
+        """Only annotations may stand beside `anyOf`: everything else goes into each branch."""
+        branches = node["anyOf"]
+        if not isinstance(branches, list):
+            return node
+        outer = {k: v for k, v in node.items() if k != "anyOf" and k not in COMMON
+                 and k != "default"}
+        if not outer:
+            return node
+        if not all(isinstance(b, dict) for b in branches):
+            return node
+        merged = []
+        for branch in branches:
+            combined = _merge(dict(outer), dict(branch))
+            outer_kinds, branch_kinds = type_list(outer), type_list(branch)
+            if outer_kinds is not None and branch_kinds is not None:
+                both = [k for k in branch_kinds if k in outer_kinds] or branch_kinds
+                combined["type"] = both[0] if len(both) == 1 else both
+            merged.append(self.node(_fit(combined), path, stack))
+        rest = {k: v for k, v in node.items() if k not in outer}
+        rest["anyOf"] = merged
+        return rest
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _recursive(defs: Mapping[str, Any]) -> set[str]:
+    """The definitions that can reach themselves through references."""
+    edges: dict[str, set[str]] = {}
+    for name, target in defs.items():
+        found: set[str] = set()
+        _refs_in(target, found)
+        edges[name] = {n for n in map(_ref_name, found) if n is not None}
+    out: set[str] = set()
+    for start in edges:
+        seen: set[str] = set()
+        todo = list(edges[start])
+        while todo:
+            name = todo.pop()
+            if name == start:
+                out.add(start)
+                break
+            if name in seen or name not in edges:
+                continue
+            seen.add(name)
+            todo.extend(edges[name])
+    return out
+
+
+def _refs_in(node: Any, found: set[str]) -> None:
+    if isinstance(node, Mapping):
+        ref = node.get("$ref")
+        if isinstance(ref, str):
+            found.add(ref)
+        for key, value in node.items():
+            if key not in ("enum", "const", "default", "examples"):
+                _refs_in(value, found)
+    elif isinstance(node, list):
+        for item in node:
+            _refs_in(item, found)
+
+
+def _ref_name(ref: str) -> str | None:
+    for prefix in ("#/$defs/", "#/definitions/"):
+        if ref.startswith(prefix) and "/" not in ref[len(prefix):]:
+            return unquote(ref[len(prefix):])
+    return None
+
+
+def _mergeable(node: Mapping[str, Any], branches: list[Any]) -> bool:
+    """Whether an `allOf` can be folded into its parent without changing its meaning."""
+    seen = set(node) - {"allOf"}
+    for branch in branches:
+        for key in branch:
+            if key in seen and key not in ("properties", "required", "description", "title"):
+                return False
+            seen.add(key)
+    return True
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """`extra` over `base`; properties and required lists are united."""
+    out = {**base, **extra}
+    if isinstance(base.get("properties"), Mapping) and isinstance(extra.get("properties"),
+                                                                  Mapping):
+        out["properties"] = {**base["properties"], **extra["properties"]}
+    if isinstance(base.get("required"), list) and isinstance(extra.get("required"), list):
+        out["required"] = list(dict.fromkeys([*base["required"], *extra["required"]]))
+    return out
+
+
+def _fit(node: dict[str, Any]) -> dict[str, Any]:
+    """Drop keywords that do not apply to the node's (single) type, e.g. `minLength` on an
+    integer branch after a parent's keywords were copied into every branch."""
+    kinds = type_list(node)
+    if kinds is None or len(kinds) != 1:
+        return node
+    allowed = ALLOWED[kinds[0]]
+    return {k: v for k, v in node.items() if k in allowed or k not in SUPPORTED}
+
+
+def _type_enum(node: dict[str, Any]) -> None:
+    """An enum without a type gets the type of its values (an `anyOf` when they differ)."""
+    values = node.get("enum")
+    if "type" in node or "anyOf" in node or not isinstance(values, list) or not values:
+        return
+    by_type: dict[str, list[Any]] = {}
+    for value in values:
+        by_type.setdefault(json_type(value), []).append(value)
+    if "integer" in by_type and "number" in by_type:
+        by_type["number"] = [v for v in values if json_type(v) in ("integer", "number")]
+        del by_type["integer"]
+    if len(by_type) == 1:
+        (node["type"],) = by_type
+        return
+    del node["enum"]
+    node["anyOf"] = [
+        {"type": name, "enum": by_type[name]} for name in _JSON_TYPE_ORDER if name in by_type
+    ]
+
+
+def _enum_into_items(node: dict[str, Any]) -> None:
+    """An enum of item values put on the array itself (a common slip) moves to `items`."""
+    values = node.get("enum")
+    items = node.get("items")
+    if node.get("type") != "array" or not isinstance(values, list) or not values:
+        return
+    if isinstance(items, dict) and "enum" not in items and "anyOf" not in items:
+        kinds = type_list(items)
+        if kinds is not None and all(any(matches(v, k) for k in kinds) for v in values):
+            node["items"] = _ordered({**items, "enum": node.pop("enum")})
+            return
+    if all(isinstance(v, list) for v in values):
+        node["description"] = _describe(node.get("description"),
+                                        [f"one of {_show(node.pop('enum'))}"])
+
+
+def _bounds(node: dict[str, Any], notes: list[str]) -> None:
+    """Exclusive bounds of integers become inclusive ones; those of numbers become notes."""
+    integer = node.get("type") == "integer"
+    for key, inclusive, step in (("exclusiveMinimum", "minimum", 1),
+                                 ("exclusiveMaximum", "maximum", -1)):
+        value = node.get(key)
+        if integer and isinstance(value, int | float) and not isinstance(value, bool) \
+                and math.isfinite(value):
+            bound = (math.floor(value) + 1) if step > 0 else (math.ceil(value) - 1)
+            current = node.get(inclusive)
+            if isinstance(current, int | float) and not isinstance(current, bool):
+                bound = max(bound, math.ceil(current)) if step > 0 \
+                    else min(bound, math.floor(current))
+            node[inclusive] = bound
+            node.pop(key)
+    if integer:
+        for key, rounding in (("minimum", math.ceil), ("maximum", math.floor)):
+            value = node.get(key)
+            if isinstance(value, float) and math.isfinite(value):
+                node[key] = int(rounding(value))
+
+
+def _split_types(node: dict[str, Any]) -> dict[str, Any]:
+    """`"type": [a, b]` with keywords for some of them → one `anyOf` branch per type."""
+    kinds = type_list(node)
+    if kinds is None or len(kinds) < 2:
+        return node
+    extra = set(node) - COMMON - {"type", "default"}
+    if not extra or (extra == {"enum"} and len(kinds) == 2 and "null" in kinds):
+        return node
+    branches = []
+    for kind in kinds:
+        branch = {k: v for k, v in node.items()
+                  if k not in COMMON and k != "default" and k in ALLOWED[kind] | {"enum"}}
+        branch["type"] = kind
+        if isinstance(branch.get("enum"), list):
+            branch["enum"] = [v for v in branch["enum"] if matches(v, kind)]
+            if not branch["enum"]:
+                continue
+        branches.append(_ordered(branch))
+    out = {k: v for k, v in node.items() if k in COMMON or k == "default"}
+    out["anyOf"] = branches
+    return out
+
+
+def _default(node: dict[str, Any], notes: list[str]) -> None:
+    """A default stays when it is a literal of the node's type, else it becomes a note."""
+    if "default" not in node:
+        return
+    value = node["default"]
+    kinds = type_list(node)
+    literal = value is None or isinstance(value, bool | int | float | str)
+    if literal and kinds is not None and "anyOf" not in node and \
+            any(matches(value, k) for k in kinds):
+        return
+    if value is None and "anyOf" in node:
+        del node["default"]  # an optional argument: not being required says it
+        return
+    notes.append(f"Default: {_show(node.pop('default'))}")
+
+
+def _root_object(node: dict[str, Any]) -> dict[str, Any]:
+    """A root `anyOf` of object schemas → one object schema (the arguments are always one
+    JSON object): properties united, only what every branch requires is required, and the
+    description says which combinations are expected. The validator of the arguments keeps
+    the exact rule."""
+    branches = node["anyOf"]
+    if not branches or not all(isinstance(b, dict) and b.get("type") == "object"
+                               and set(b) <= ALLOWED["object"] - {"anyOf", "$ref"}
+                               for b in branches):
+        return node
+    props: dict[str, Any] = {}
+    for branch in branches:
+        for name, child in (branch.get("properties") or {}).items():
+            if name not in props:
+                props[name] = child
+            elif props[name] != child:
+                existing = props[name].get("anyOf") if set(props[name]) == {"anyOf"} \
+                    else [props[name]]
+                props[name] = {"anyOf": [*existing, child]}
+    required_sets = [list(b.get("required") or []) for b in branches]
+    common = [n for n in required_sets[0] if all(n in r for r in required_sets[1:])]
+    out: dict[str, Any] = {"type": "object", "properties": props}
+    if common:
+        out["required"] = common
+    if all(b.get("additionalProperties") is False for b in branches):
+        out["additionalProperties"] = False
+    forms = "; or ".join(", ".join(r) if r else "no required argument" for r in required_sets)
+    note = f"Arguments of one of these forms: {forms}" if len(
+        {tuple(r) for r in required_sets}) > 1 else ""
+    description = _describe(node.get("description"), [note])
+    if description:
+        out["description"] = description
+    if "title" in node:
+        out["title"] = node["title"]
+    return _ordered(out)
+
+
+def _note(key: str, value: Any) -> str:
+    text = _show(value)
+    return {
+        "format": f"format: {value}",
+        "pattern": f"must match the regular expression {text}",
+        "multipleOf": f"a multiple of {text}",
+        "uniqueItems": "items must be unique" if value is True else "items need not be unique",
+        "minProperties": f"at least {text} entries",
+        "maxProperties": f"at most {text} entries",
+        "exclusiveMinimum": f"greater than {text}",
+        "exclusiveMaximum": f"less than {text}",
+        "examples": f"examples: {text}",
+        "deprecated": "deprecated" if value is True else "",
+    }.get(key, f"{key}: {text}")
+
+
+def _describe(description: Any, notes: list[str]) -> str:
+    notes = [n for n in notes if n]
+    text = description if isinstance(description, str) else ""
+    if not notes:
+        return text
+    joined = "; ".join(dict.fromkeys(notes))
+    return f"{text} ({joined})" if text else joined[:1].upper() + joined[1:]
+
+
+def _show(value: Any) -> str:
+    try:
+        return json.dumps(value, ensure_ascii=False, default=str)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def _kind_of(schema: Any) -> str:
+    if not isinstance(schema, Mapping):
+        return "any"
+    kind = schema.get("type")
+    if isinstance(kind, str) and kind in JSON_TYPES:
+        return kind
+    if isinstance(kind, list):
+        return " or ".join(str(k) for k in kind)
+    if "enum" in schema:
+        return f"one of {_show(schema['enum'])}"
+    if isinstance(schema.get("anyOf"), list):
+        return " or ".join(_kind_of(b) for b in schema["anyOf"])
+    return "any"
+
+
+def _ordered(node: dict[str, Any]) -> dict[str, Any]:
+    return {
+        key: node[key]
+        for key in sorted(node, key=lambda k: (_RANK.get(k, len(_RANK)), k))
+    }

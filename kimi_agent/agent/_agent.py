@@ -284,7 +284,8 @@ class Agent(Generic[OutputT]):
         loop.steps.append(record)
         calls = [c for c in call_message.tool_calls or () if c.id in approved_ids]
         records = await self.executor.execute(
-            calls, loop._context(1, profile.name), parallel=profile.parallel_tool_calls,
+            calls, loop._context(1, profile.name, call_message),
+            parallel=profile.parallel_tool_calls,
             skip_approval=approved_ids, on_call=loop._on_call(1) if emit is not None else None)
         for call_id, reason in rejected.items():
             call = pending[call_id]

@@ -37,7 +37,7 @@ from kimi_agent.errors import (
 )
 from kimi_agent.models._profiles import ModelProfile
 from kimi_agent.sessions._protocol import Session
-from kimi_agent.tooling._run_context import RunContext, RunSignals
+from kimi_agent.tooling._run_context import RunContext, RunSignals, reply_id_of
 from kimi_agent.wire import (
     AssistantMessage,
     ChatCompletion,
@@ -108,9 +108,12 @@ class RunLoop(Generic[OutputT]):
             with anyio.CancelScope(shield=True):
                 await self.session.add_items(items)
 
-    def _context(self, step: int, model: str) -> RunContext[Any]:
+    def _context(self, step: int, model: str,
+                 reply: AssistantMessage | None = None) -> RunContext[Any]:
         return RunContext(deps=self.deps, run_id=self.run_id, step=step, model=model,
-                          usage=self.usage, signals=self.signals)
+                          usage=self.usage, signals=self.signals,
+                          session_id=None if self.session is None else self.session.session_id,
+                          reply_id=None if reply is None else reply_id_of(reply))
 
     # ------------------------------------------------------------------ requests
 
@@ -230,7 +233,7 @@ class RunLoop(Generic[OutputT]):
     ) -> RunStatus | None:
         """Run the calls of a reply and commit the step (with `message` unless it is None,
         i.e. already committed); returns the status that ends the run, if any."""
-        ctx = self._context(record.index, profile.name)
+        ctx = self._context(record.index, profile.name, message)
         records = await self.agent.executor.execute(
             calls, ctx, parallel=profile.parallel_tool_calls,
             on_call=self._on_call(record.index) if self.emit is not None else None,

@@ -355,6 +355,7 @@ async def test_idempotency_keys_survive_a_resume_in_another_agent(tmp_path: Path
     async with sim_client(sim) as client:
         async with SQLiteSession("客户-1", db) as session:
             first = await Agent(tools=[refund], client=client).run("第一次", session=session)
+            assert first.pending_approvals, (first.status, first.steps[0].tool_calls)
             await Agent(tools=[refund], client=client).resume(
                 session, approved=[first.pending_approvals[0].call_id])
             second = await Agent(tools=[refund], client=client).run("第二次", session=session)

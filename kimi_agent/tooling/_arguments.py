@@ -22,6 +22,8 @@ from kimi_agent.errors import ToolArgumentError
 
 __all__ = ["ArgumentParser", "ModelArguments", "SchemaArguments", "clean_text", "describe_schema"]
 
+_DECODER = json.JSONDecoder(strict=False)
+"""`json.loads(s, strict=False)` builds a decoder per call; one is enough."""
 _SHOW_LIMIT = 80
 _RAW_LIMIT = 200
 
@@ -119,7 +121,7 @@ class ArgumentParser:
             return {}
         raw = clean_text(raw)
         try:
-            data = json.loads(raw, strict=False)
+            data = _DECODER.decode(raw)
         except json.JSONDecodeError as exc:
             problem = (
                 f"the arguments are not valid JSON: {exc.msg} at line {exc.lineno}, "
@@ -133,7 +135,7 @@ class ArgumentParser:
             raise self._error([f"the arguments cannot be read: {exc}"], hint=True) from None
         if isinstance(data, str):
             try:
-                inner = json.loads(data, strict=False)
+                inner = _DECODER.decode(data)
             except (ValueError, RecursionError):
                 inner = None
             data = inner if isinstance(inner, dict) else data

@@ -158,18 +158,55 @@ class ToolExecutor:
             i = batch[0]
             await self._run_one(calls[i], records[i], ctx, on_call, calls[i].id in skip_approval)
             return
-        gate = asyncio.Semaphore(self.max_parallel) if len(batch) > self.max_parallel else None
-        await asyncio.gather(*(
-            self._run_one(calls[i], records[i], ctx, on_call, calls[i].id in skip_approval, gate)
-            for i in batch
-        ))
+        if len(batch) > self.max_parallel:
+            gate = asyncio.Semaphore(self.max_parallel)
+            await asyncio.gather(*(
+                self._run_one(calls[i], records[i], ctx, on_call, calls[i].id in skip_approval,
+                              gate)
+                for i in batch))
+            return
+        shared = self._shared_timeout([calls[i] for i in batch])
+        if shared is None:
+            await asyncio.gather(*(
+                self._run_one(calls[i], records[i], ctx, on_call, calls[i].id in skip_approval)
+                for i in batch))
+            return
+        # Every call starts now with the same timeout: one deadline serves them all (a timer
+        # per call is the largest cost of a step of trivial calls).
+        deadline = asyncio.timeout(shared)
+        try:
+            async with deadline:
+                await asyncio.gather(*(
+                    self._run_one(calls[i], records[i], ctx, on_call,
+                                  calls[i].id in skip_approval, None, False)
+                    for i in batch))
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            for i in batch:
+                if not records[i].finished_at:
+                    found = self._tool(calls[i].function.name)
+                    assert found is not None  # unknown tools finish at once
+                    self._timed_out(records[i], found, shared)
+                    await self._finish(calls[i], records[i], ctx, on_call)
+
+    def _shared_timeout(self, calls: Sequence[ToolCall]) -> float | None:
+        """The timeout of every call, when they all have the same one (else None)."""
+        timeouts = set()
+        for call in calls:
+            found = self._tool(call.function.name)
+            timeouts.add(found.timeout if found is not None and found.timeout is not None
+                         else self.default_timeout)
+        return timeouts.pop() if len(timeouts) == 1 else None
 
     async def _run_one(
         self, call: ToolCall, record: ToolCallRecord, ctx: RunContext[Any],
         on_call: OnCall | None, approved: bool, gate: asyncio.Semaphore | None = None,
+        own_timeout: bool = True,
     ) -> None:
         """Run one call into its record; never raises but for a real cancellation. Kept to
-        one coroutine frame: hundreds of conversations may each have calls in flight."""
+        one coroutine frame: hundreds of conversations may each have calls in flight.
+        `own_timeout=False` when the caller enforces the timeout for a whole batch."""
         if gate is not None:
             await gate.acquire()
         name = call.function.name
@@ -187,7 +224,7 @@ class ToolExecutor:
             else:
                 timeout = found.timeout if found.timeout is not None else self.default_timeout
                 call_ctx = ctx.for_call(name, call.id)
-                if timeout is None:
+                if timeout is None or not own_timeout:
                     value = await found.run(kwargs, call_ctx)
                 else:
                     deadline = asyncio.timeout(timeout)

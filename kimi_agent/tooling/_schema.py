@@ -10,6 +10,7 @@ tool the gateway accepts (docs/wire/schema-dialect.md).
 
 from __future__ import annotations
 
+import collections
 import collections.abc
 import dataclasses
 import enum
@@ -20,7 +21,7 @@ import sys
 import types
 import typing
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Union
 
@@ -139,6 +140,61 @@ def function_schema(
         fields[field_name] = _field(hint, param, doc.params.get(param.name))
         names.append((field_name, param.name))
 
+    key = _shape_key(fields, names)
+    cached = _SHAPES.get(key) if key is not None else None
+    if cached is not None:
+        model, parameters = cached
+        _SHAPES.move_to_end(key)
+    else:
+        model, parameters = _build(owner, fields, names)
+        if key is not None:
+            _SHAPES[key] = (model, parameters)
+            if len(_SHAPES) > _SHAPES_KEPT:
+                _SHAPES.popitem(last=False)
+    return FunctionSchema(
+        name=owner,
+        description=description if description is not None else doc.description,
+        parameters=_copy(parameters) if cached is not None else parameters,
+        context_param=context_param,
+        model=model,
+        fields=tuple(names),
+        positional_only=tuple(positional_only),
+    )
+
+
+_SHAPES: collections.OrderedDict[Hashable, tuple[type[BaseModel], dict[str, Any]]] = \
+    collections.OrderedDict()
+_SHAPES_KEPT = 512
+"""Signatures already described, by shape: many tools share one (an MCP server's, a
+family of look-ups), and pydantic's model and schema are most of a tool's creation cost."""
+
+
+def _copy(node: Any) -> Any:
+    """A copy of a JSON value (dicts and lists copied, scalars shared)."""
+    if isinstance(node, dict):
+        return {key: _copy(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_copy(item) for item in node]
+    return node
+
+
+def _shape_key(fields: dict[str, Any], names: list[tuple[str, str]]) -> Hashable | None:
+    """What the model and schema of a signature depend on, or None when it is not hashable
+    (a mutable default, say: such signatures are described each time)."""
+    parts = []
+    for field_name, param in names:
+        annotation, info = fields[field_name]
+        parts.append((field_name, param, annotation, info.default, info.description))
+    key = tuple(parts)
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
+def _build(owner: str, fields: dict[str, Any],
+           names: list[tuple[str, str]]) -> tuple[type[BaseModel], dict[str, Any]]:
     model = _arguments_model(owner, fields, names)
     out = to_moonshot(_model_schema(model, owner, fields, names))
     parameters: dict[str, Any] = {
@@ -158,15 +214,7 @@ def function_schema(
                 f"tool {owner!r}: parameter {name!r}{at} has a schema without a type, which "
                 "tells the model nothing (walle: every subschema declares its type); "
                 "use a type JSON can carry")
-    return FunctionSchema(
-        name=owner,
-        description=description if description is not None else doc.description,
-        parameters=parameters,
-        context_param=context_param,
-        model=model,
-        fields=tuple(names),
-        positional_only=tuple(positional_only),
-    )
+    return model, parameters
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,7 +39,6 @@ from kimi_agent.tooling._arguments import ArgumentParser, ModelArguments, Schema
 from kimi_agent.tooling._dialect import check_tool_name
 from kimi_agent.tooling._run_context import RunContext
 from kimi_agent.tooling._schema import find_context_param, function_schema, raw_schema
-from kimi_agent.tooling._threads import run_in_thread
 
 __all__ = ["Tool", "ToolOptions", "check_options", "format_result", "to_tool", "tool"]
 
@@ -227,6 +226,8 @@ class Tool:
             args = tuple(kwargs.pop(name) for name in self._positional if name in kwargs)
         if self.is_async:
             return await self.function(*args, **kwargs)
+        from kimi_agent.tooling._threads import run_in_thread  # loads asyncio when first used
+
         result = await run_in_thread(self.function, *args, **kwargs)
         if inspect.isawaitable(result):  # a sync wrapper around a coroutine function
             result = await result

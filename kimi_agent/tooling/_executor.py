@@ -71,7 +71,9 @@ class ToolExecutor:
         max_result_chars: int | None = DEFAULT_MAX_RESULT_CHARS,
         logger: EventLogger | None = None,
     ) -> None:
-        """Raises:
+        """An executor for `registry` (see the class docstring for the options).
+
+        Raises:
             ValueError: `max_parallel` below 1 or `max_result_chars` below 1.
         """
         if max_parallel < 1:
@@ -96,7 +98,8 @@ class ToolExecutor:
         """Run `calls` and return one finished record per call, in call order.
 
         `skip_approval` holds call ids a person already approved: they run like any call.
-        Cancellation of the caller propagates (after the unfinished records are marked).
+        Tool failures never raise (they are records); cancellation of the caller propagates
+        (after the unfinished records are marked failed).
         """
         records = [ToolCallRecord(call_id=c.id, name=c.function.name,
                                   arguments=c.function.arguments) for c in calls]

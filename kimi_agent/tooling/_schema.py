@@ -246,18 +246,18 @@ def raw_schema(schema: Any, owner: str) -> RawSchema:
         out = to_moonshot(original, keep_titles=True)
     except ValueError as exc:
         raise ToolDefinitionError(f"tool {owner!r}: {exc}") from exc
-    if check_moonshot(out, "strict"):
+    if check_moonshot(out, "strict") or out.get("type") != "object":
         # the rewrite exposed something walle does not look at in the original (inside a
-        # keyword it ignores): what the server accepts is the original
+        # keyword it ignores, say): what the server accepts is the original
         if not check_moonshot(original, "strict") and original.get("type") == "object":
             out = original
         else:
             _checked(original, owner, "strict")
-    if out.get("type") != "object":
-        raise ToolDefinitionError(
-            f"tool {owner!r}: At path 'root': the parameters of a tool must be an object "
-            "schema (\"type\": \"object\"); the model's arguments are always a JSON object")
-    _checked(out, owner, "strict")
+            _checked(out, owner, "strict")
+            raise ToolDefinitionError(
+                f"tool {owner!r}: At path 'root': the parameters of a tool must be an object "
+                "schema (\"type\": \"object\"); the model's arguments are always a JSON "
+                "object")
     return RawSchema(out, original if _valid_json_schema(original) else out)
 
 

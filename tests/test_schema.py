@@ -396,3 +396,17 @@ def test_output_schema_is_normalised() -> None:
 def test_output_schema_refuses_what_has_no_schema() -> None:
     with pytest.raises(ConfigurationError):
         output_schema(socket.socket)
+
+
+def test_a_default_that_looks_like_a_schema_is_data() -> None:
+    # pydantic rewrites $refs by walking the whole schema, defaults included: a default with
+    # a "$defs" or "$ref" key used to crash it (or be rewritten)
+    weird = [{"$defs": None, "$ref": "#/$defs/Item"}]
+
+    def f(rows: list[dict[str, str | None]] = weird, item: Item | None = None) -> None: ...
+
+    t = tool(f)
+    rows = t.parameters["properties"]["rows"]
+    assert rows["description"] == 'Default: [{"$defs": null, "$ref": "#/$defs/Item"}]'
+    assert check_moonshot(t.parameters, "ultra") == []
+    assert t.parse_arguments("{}")["rows"] == weird

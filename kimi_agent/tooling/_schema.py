@@ -18,6 +18,7 @@ import inspect
 import json
 import re
 import sys
+import threading
 import types
 import typing
 import warnings
@@ -141,16 +142,19 @@ def function_schema(
         names.append((field_name, param.name))
 
     key = _shape_key(fields, names)
-    cached = _SHAPES.get(key) if key is not None else None
+    with _SHAPES_LOCK:
+        cached = _SHAPES.get(key) if key is not None else None
+        if cached is not None:
+            _SHAPES.move_to_end(key)
     if cached is not None:
         model, parameters = cached
-        _SHAPES.move_to_end(key)
     else:
         model, parameters = _build(owner, fields, names)
         if key is not None:
-            _SHAPES[key] = (model, parameters)
-            if len(_SHAPES) > _SHAPES_KEPT:
-                _SHAPES.popitem(last=False)
+            with _SHAPES_LOCK:
+                _SHAPES[key] = (model, parameters)
+                if len(_SHAPES) > _SHAPES_KEPT:
+                    _SHAPES.popitem(last=False)
     return FunctionSchema(
         name=owner,
         description=description if description is not None else doc.description,
@@ -165,6 +169,7 @@ def function_schema(
 _SHAPES: collections.OrderedDict[Hashable, tuple[type[BaseModel], dict[str, Any]]] = \
     collections.OrderedDict()
 _SHAPES_KEPT = 512
+_SHAPES_LOCK = threading.Lock()
 """Signatures already described, by shape: many tools share one (an MCP server's, a
 family of look-ups), and pydantic's model and schema are most of a tool's creation cost."""
 

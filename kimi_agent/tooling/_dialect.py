@@ -20,51 +20,34 @@ from __future__ import annotations
 
 import json
 import math
-import re
-from collections.abc import Iterable, Iterator
-from typing import Any, Literal
+from collections.abc import Iterator
+from typing import Any
 
-__all__ = ["TOOL_NAME_RE", "Level", "check_moonshot", "check_tool_name"]
+from kimi_agent.tooling._dialect_refs import RefChecks
+from kimi_agent.tooling._mfjs import (
+    ALLOWED,
+    COMMON,
+    ENUM_TEXT_THRESHOLD,
+    JSON_TYPES,
+    MAX_ANY_OF,
+    MAX_DEPTH,
+    MAX_ENUM_ITEMS,
+    MAX_ENUM_TEXT,
+    MAX_PROPERTIES,
+    MAX_SAFE_INTEGER,
+    MAX_SIZE,
+    RESERVED_NAMES,
+    ROOT_ONLY,
+    SUPPORTED,
+    TOOL_NAME_RE,
+    Level,
+    is_number,
+    matches,
+    render,
+    type_list,
+)
 
-Level = Literal["strict", "ultra"]
-
-TOOL_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
-
-JSON_TYPES = frozenset({"null", "boolean", "object", "array", "number", "integer", "string"})
-COMMON = frozenset({"description", "title"})
-ROOT_ONLY = frozenset({"$defs", "$id"})
-SUPPORTED = frozenset({
-    "type", "properties", "additionalProperties", "items", "enum", "required", "anyOf",
-    "description", "$defs", "$ref", "title", "$id", "default", "maxLength", "minLength",
-    "maximum", "minimum", "maxItems", "minItems",
-    "pattern",  # walle lets it through its unsupported-keyword check ("planned")
-})
-_NUMERIC = frozenset({"type", "minimum", "maximum", "enum", "default"}) | COMMON
-ALLOWED: dict[str, frozenset[str]] = {
-    "object": frozenset({"type", "properties", "required", "additionalProperties", "$ref",
-                         "anyOf", "default"}) | COMMON,
-    "array": frozenset({"type", "items", "minItems", "maxItems", "$ref", "default"}) | COMMON,
-    "string": frozenset({"type", "minLength", "maxLength", "pattern", "enum", "default"})
-    | COMMON,
-    "number": _NUMERIC,
-    "integer": _NUMERIC,
-    "boolean": frozenset({"type", "enum", "default"}) | COMMON,
-    "null": frozenset({"type", "enum", "default"}) | COMMON,
-}
-RESERVED_NAMES = frozenset({"$defs", "$ref", "anyOf", "required", "additionalProperties"})
-"""Property names walle refuses (they would read as keywords)."""
-
-MAX_ENUM_ITEMS = 1000
-MAX_ENUM_TEXT = 75_000
-ENUM_TEXT_THRESHOLD = 2500
-MAX_ANY_OF = 500
-MAX_DEPTH = 30
-MAX_SIZE = 120_000
-MAX_PROPERTIES = 3000
-"""walle's default limits (its conf.go); the server's own configuration is not published."""
-
-MAX_SAFE_INTEGER = 2**53 - 1
-
+__all__ = ["RESERVED_NAMES", "TOOL_NAME_RE", "Level", "check_moonshot", "check_tool_name"]
 
 def check_tool_name(name: str) -> str | None:
     """Why `name` cannot name a tool, or None when it can."""
@@ -97,54 +80,7 @@ def check_moonshot(schema: Any, level: Level = "strict") -> list[str]:
     return checker.problems
 
 
-def render(parts: Iterable[str]) -> str:
-    """A walle path: `root`, or the keys from the root joined by dots."""
-    text = ".".join(parts)
-    return text or "root"
-
-
-def json_type(value: Any) -> str:
-    """The JSON-schema type of a JSON value (`bool` is a boolean, not an integer)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list | tuple):
-        return "array"
-    return "object"
-
-
-def is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def matches(value: Any, kind: str) -> bool:
-    """Whether the literal `value` is of the JSON type `kind` (3.0 counts as an integer)."""
-    if kind == "number":
-        return is_number(value) and math.isfinite(value)
-    if kind == "integer":
-        return is_number(value) and math.isfinite(value) and float(value).is_integer()
-    return json_type(value) == kind
-
-
-def type_list(node: dict[str, Any]) -> list[str] | None:
-    """The types a node declares, when `type` is a valid string or list (else None)."""
-    kind = node.get("type")
-    if isinstance(kind, str):
-        return [kind] if kind in JSON_TYPES else None
-    if isinstance(kind, list) and kind and all(isinstance(k, str) and k in JSON_TYPES
-                                               for k in kind):
-        return list(kind)
-    return None
-
-
-class _Checker:
+class _Checker(RefChecks):
     def __init__(self, root: dict[str, Any], level: Level) -> None:
         self.root = root
         self.ultra = level == "ultra"
@@ -456,155 +392,6 @@ class _Checker:
                                  "inside anyOf; remove them from the parent or from anyOf "
                                  "branches")
                 return
-
-    # ------------------------------------------------------------------ references
-
-    def resolve(self, ref: str) -> dict[str, Any] | None:
-        if ref == "#":
-            return self.root
-        target: Any = self.root
-        for part in ref[2:].split("/"):
-            target = target.get(part) if isinstance(target, dict) else None
-            if not isinstance(target, dict):
-                return None
-        return target if isinstance(target, dict) else None
-
-    def refs_resolve(self) -> None:
-        if self.problems:
-            return  # the reference checks assume a well-formed schema
-        for ref in sorted(self.refs):
-            if self.resolve(ref) is None:
-                self.fail((), f"invalid $ref path: {ref}")
-        if self.problems or not self.refs:
-            return
-        check = not self.terminates(self.root, set())
-        self._walk_refs(self.root, (), check)
-
-    def _walk_refs(self, node: dict[str, Any], parts: tuple[str, ...], check: bool) -> None:
-        if "$ref" in node:
-            target = self.expand(node, parts)
-            if target is None:
-                return
-            self._ref_context(node, target, parts)
-            if check and not self.terminates(target, set()):
-                self.fail(parts, "detected infinite recursion without termination condition")
-        for key, value in node.items():
-            if key == "$defs":
-                continue
-            if isinstance(value, dict):
-                keep = check
-                if key == "additionalProperties" or (key == "properties"
-                                                     and node.get("required") == []):
-                    keep = False
-                self._walk_refs(value, (*parts, key), keep)
-            elif key == "anyOf" and isinstance(value, list):
-                for branch in value:
-                    if isinstance(branch, dict):
-                        self._walk_refs(branch, (*parts, "anyOf"), check)
-
-    def expand(self, node: dict[str, Any], parts: tuple[str, ...]) -> dict[str, Any] | None:
-        """The target of `node`'s `$ref`, following chains of bare references (walle's
-        ExpandRef: annotations met along the chain are kept, once)."""
-        seen = {node["$ref"]}
-        target = self.resolve(node["$ref"])
-        if target is None:
-            return None
-        kept: dict[str, Any] = {}
-        while isinstance(target.get("$ref"), str) and set(target) <= COMMON | {"$ref"}:
-            ref = target["$ref"]
-            if ref in seen:
-                break
-            seen.add(ref)
-            following = self.resolve(ref)
-            if following is None:
-                return None
-            for key in COMMON & target.keys():
-                if key in kept and self.ultra:
-                    self.fail(parts, f'conflicting keywords found after $ref expansion: keyword '
-                                     f'"{key}" appears at multiple levels in a chained "$ref"; '
-                                     "keep it in only one place")
-                    return None
-                kept.setdefault(key, target[key])
-            target = following
-        return {**target, **kept}
-
-    def _ref_context(self, node: dict[str, Any], target: dict[str, Any],
-                     parts: tuple[str, ...]) -> None:
-        outer = set(node) - {"$ref"}
-        clash = sorted(k for k in outer & target.keys() if self.ultra or k not in COMMON)
-        if clash:
-            self.fail(parts, "conflicting keywords found after $ref expansion: keywords "
-                             f"({', '.join(clash)}) are defined both alongside \"$ref\" and in "
-                             "the referenced schema; remove the duplicates")
-            return
-        if ("type" in node and "anyOf" in target) or ("type" in target and "anyOf" in node):
-            self.fail(parts, "invalid schema after $ref expansion: (when using anyOf, type "
-                             "should be defined in anyOf items instead of the parent schema)")
-            return
-        if isinstance(target.get("anyOf"), list):
-            for branch in target["anyOf"]:
-                if isinstance(branch, dict):
-                    both = sorted(k for k in outer & branch.keys()
-                                  if k != "anyOf" and (self.ultra or k not in COMMON))
-                    if both:
-                        self.fail(parts, "conflicting keywords found in anyOf after ref "
-                                         f"expansion: keywords ({', '.join(both)}) are defined "
-                                         "alongside \"$ref\" and inside anyOf in the referenced "
-                                         "schema; define them in only one place")
-                        return
-        last = parts[-1] if parts else ""
-        if len(parts) <= 1 or last in ("additionalProperties", "items", "anyOf") or \
-                parts[-2] == "properties":
-            return
-        self.fail(parts, "$ref is not allowed in this schema.")
-
-    def terminates(self, node: dict[str, Any], seen: set[str]) -> bool:
-        """Whether an instance of `node` can be finite (walle's CheckRefTermination)."""
-        kind = node.get("type")
-        check = ""
-        if isinstance(kind, str):
-            if kind not in ("object", "array"):
-                return True
-            check = kind
-        elif isinstance(kind, list):
-            for each in kind:
-                if each not in ("object", "array"):
-                    return True
-                check = str(each)
-        if check == "array":
-            items = node.get("items")
-            if not isinstance(items, dict) or not items or self.terminates(items, seen):
-                return True
-        if check == "object":
-            required = node.get("required")
-            props = node.get("properties")
-            if not required or not isinstance(props, dict) or not props:
-                return True
-            wanted = set(required) if isinstance(required, list) else set()
-            for name, child in props.items():
-                if name in wanted and isinstance(child, dict) \
-                        and self.terminates(child, seen):
-                    return True
-        branches = node.get("anyOf")
-        if isinstance(branches, list):
-            if not branches:
-                return True
-            found: set[str] = set()
-            for branch in branches:
-                local = set(seen)
-                if isinstance(branch, dict) and self.terminates(branch, local):
-                    seen |= local
-                    return True
-                found |= local
-            seen |= found
-        ref = node.get("$ref")
-        if isinstance(ref, str):
-            if ref in seen:
-                return False
-            seen.add(ref)
-            target = self.resolve(ref)
-            return target is not None and self.terminates(target, seen)
-        return not node
 
 
 def _slashed_keys(node: Any) -> Iterator[str]:

@@ -12,30 +12,31 @@ from __future__ import annotations
 
 import collections
 import collections.abc
-import dataclasses
-import enum
 import inspect
 import json
 import re
-import sys
 import threading
-import types
-import typing
-import warnings
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, Union
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, create_model
-from pydantic.fields import FieldInfo
-from pydantic.json_schema import GenerateJsonSchema, PydanticJsonSchemaWarning
-from typing_extensions import is_typeddict
+from pydantic import BaseModel, TypeAdapter
 
 from kimi_agent.errors import ConfigurationError, ToolDefinitionError
+from kimi_agent.tooling._annotations import (
+    _check_type,
+    _is_context,
+    _type_hints,
+)
 from kimi_agent.tooling._dialect import RESERVED_NAMES, Level, check_moonshot
 from kimi_agent.tooling._docstrings import parse_docstring
 from kimi_agent.tooling._normalise import to_moonshot
-from kimi_agent.tooling._run_context import RunContext
+from kimi_agent.tooling._pydantic import (
+    _arguments_model,
+    _field,
+    _json_schema,
+    _model_schema,
+)
 
 __all__ = [
     "FunctionSchema",
@@ -46,8 +47,6 @@ __all__ = [
     "raw_schema",
 ]
 
-_CONTEXT_STRING = re.compile(r"^\s*(?:[\w.]+\.)?RunContext\b")
-_ARGUMENTS_CONFIG = ConfigDict(extra="forbid")
 _PROBLEM_PATH = re.compile(r"^At path 'properties\.([^.']+)([^']*)': ")
 
 
@@ -339,263 +338,3 @@ def find_context_param(func: Callable[..., Any]) -> str | None:
         if _is_context(hint):
             return name
     return None
-
-
-# --------------------------------------------------------------------------- annotations
-
-
-def _type_hints(
-    func: Callable[..., Any],
-    signature: inspect.Signature,
-    owner: str,
-    localns: Mapping[str, Any] | None,
-) -> dict[str, Any]:
-    """The resolved annotation of every annotated parameter.
-
-    `typing.get_type_hints` resolves string annotations (`from __future__ import
-    annotations`) as a whole; when one of them cannot be resolved (a class imported only
-    under TYPE_CHECKING, say `RunContext[Shop]`), each parameter is resolved on its own, and a
-    string naming `RunContext` is recognised as the context without evaluating it.
-    """
-    if localns is None:
-        localns = _defining_locals(func)
-    if inspect.isfunction(func) or inspect.ismethod(func):
-        try:
-            hints = typing.get_type_hints(func, localns=dict(localns or {}), include_extras=True)
-            return {k: v for k, v in hints.items() if k in signature.parameters}
-        except Exception:  # resolved one by one below
-            pass
-    target = inspect.unwrap(getattr(func, "__func__", func))
-    globalns = dict(getattr(target, "__globals__", {}))
-    hints = {}
-    for param in signature.parameters.values():
-        annotation = param.annotation
-        if annotation is inspect.Parameter.empty:
-            continue
-        if isinstance(annotation, str):
-            try:
-                annotation = eval(annotation, globalns, dict(localns or {}))
-            except Exception as exc:
-                if _CONTEXT_STRING.match(annotation):
-                    annotation = RunContext
-                else:
-                    raise ToolDefinitionError(
-                        f"tool {owner!r}: cannot resolve the annotation {annotation!r} of "
-                        f"parameter {param.name!r}: {exc}"
-                    ) from exc
-        hints[param.name] = annotation
-    return hints
-
-
-def _defining_locals(func: Callable[..., Any]) -> Mapping[str, Any] | None:
-    """The local names of the function that defined `func`, if it is still running.
-
-    A function defined inside another (`outer.<locals>.f`) may name, in string annotations,
-    classes local to `outer`; at decoration time `outer`'s frame is on the stack.
-    """
-    parts = getattr(inspect.unwrap(getattr(func, "__func__", func)), "__qualname__", "")
-    parts = parts.split(".") if isinstance(parts, str) else []
-    if "<locals>" not in parts:
-        return None
-    index = len(parts) - 1 - parts[::-1].index("<locals>")
-    if index == 0:
-        return None
-    outer = parts[index - 1]
-    frame: types.FrameType | None = sys._getframe(1)
-    for _ in range(64):
-        if frame is None:
-            break
-        if frame.f_code.co_name == outer:
-            return frame.f_locals
-        frame = frame.f_back
-    return None
-
-
-def _strip(tp: Any) -> Any:
-    while typing.get_origin(tp) is Annotated:
-        tp = typing.get_args(tp)[0]
-    return tp
-
-
-def _is_context(tp: Any) -> bool:
-    tp = _strip(tp)
-    origin = typing.get_origin(tp) or tp
-    return isinstance(origin, type) and issubclass(origin, RunContext)
-
-
-def _check_type(tp: Any, owner: str, param: str, *, top: bool, seen: set[int]) -> None:
-    """Refuse, with a message naming the parameter, what JSON or the dialect cannot carry."""
-    tp = _strip(tp)
-    where = f"tool {owner!r}: parameter {param!r}"
-    if tp is Any or tp is object:
-        if top:
-            raise ToolDefinitionError(
-                f"{where} has type {_type_name(tp)}, which tells the model nothing; "
-                "use a concrete type (e.g. str, int, dict[str, Any])"
-            )
-        return
-    if _is_context(tp):
-        raise ToolDefinitionError(f"{where}: RunContext must be a parameter's whole annotation")
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if origin is Literal:
-        return
-    if origin is Union or origin is types.UnionType:
-        for arg in args:
-            _check_type(arg, owner, param, top=True, seen=seen)
-        return
-    if isinstance(origin, type) and issubclass(origin, collections.abc.Mapping) and args:
-        if not _is_string_key(args[0]):
-            raise ToolDefinitionError(
-                f"{where} has type {_type_name(tp)}: JSON object keys are strings, "
-                "use dict[str, ...]"
-            )
-        _check_type(args[1], owner, param, top=False, seen=seen)
-        return
-    if origin is not None:
-        for arg in args:
-            if arg is not Ellipsis:
-                _check_type(arg, owner, param, top=False, seen=seen)
-        return
-    if not isinstance(tp, type) or id(tp) in seen:
-        return
-    seen.add(id(tp))
-    for name, field_type in _field_types(tp).items():
-        _check_type(field_type, owner, f"{param}.{name}", top=True, seen=seen)
-
-
-def _field_types(tp: type) -> dict[str, Any]:
-    if issubclass(tp, BaseModel):
-        return {name: info.annotation for name, info in tp.model_fields.items()}
-    if dataclasses.is_dataclass(tp) or is_typeddict(tp):
-        try:
-            return typing.get_type_hints(tp, include_extras=True)
-        except Exception:
-            return {}  # pydantic reports what it cannot resolve
-    return {}
-
-
-def _is_string_key(tp: Any) -> bool:
-    tp = _strip(tp)
-    if tp is Any or (isinstance(tp, type) and issubclass(tp, str)):
-        return True
-    if typing.get_origin(tp) is Literal:
-        return all(isinstance(v, str) for v in typing.get_args(tp))
-    if isinstance(tp, type) and issubclass(tp, enum.Enum):
-        return all(isinstance(member.value, str) for member in tp)
-    return False
-
-
-def _type_name(tp: Any) -> str:
-    if isinstance(tp, type) and not typing.get_args(tp):
-        return tp.__qualname__
-    return repr(tp).replace("typing.", "")
-
-
-# --------------------------------------------------------------------------- pydantic
-
-
-def _field(hint: Any, param: inspect.Parameter, doc: str | None) -> tuple[Any, FieldInfo]:
-    """The (annotation, FieldInfo) of one parameter for `create_model`.
-
-    A description given with `Field(description=...)` (in `Annotated` or as the default)
-    wins over the docstring's.
-    """
-    default = param.default
-    annotation = hint
-    if isinstance(default, FieldInfo):
-        annotation = Annotated[hint, default]
-        default = inspect.Parameter.empty
-    described = any(
-        isinstance(meta, FieldInfo) and meta.description
-        for meta in getattr(annotation, "__metadata__", ())
-    )
-    kwargs: dict[str, Any] = {"alias": param.name}
-    if doc and not described:
-        kwargs["description"] = doc
-    if default is not inspect.Parameter.empty:
-        kwargs["default"] = default
-    return annotation, Field(**kwargs)
-
-
-def _arguments_model(
-    owner: str, fields: dict[str, Any], names: list[tuple[str, str]]
-) -> type[BaseModel]:
-    try:
-        model: type[BaseModel] = create_model(
-            f"{owner}_arguments", __config__=_ARGUMENTS_CONFIG, **fields
-        )
-        return model
-    except Exception as exc:
-        raise _probe(owner, fields, names, exc) from exc
-
-
-def _model_schema(
-    model: type[BaseModel], owner: str, fields: dict[str, Any], names: list[tuple[str, str]]
-) -> dict[str, Any]:
-    try:
-        return _json_schema(model.model_json_schema)
-    except Exception as exc:
-        raise _probe(owner, fields, names, exc) from exc
-
-
-_DEFAULT_MARK = "\x00kimi-agent-default:"
-
-
-class _HeldDefaults(GenerateJsonSchema):
-    """Puts a marker where each default goes and keeps the encoded value aside.
-
-    pydantic rewrites `$ref`s after generation by walking the whole schema, defaults
-    included, and a default that looks like a schema (a dict with a `$defs` key, say) breaks
-    that walk or gets rewritten. A marker string is left alone; `_json_schema` puts the real
-    defaults back afterwards, as data.
-    """
-
-    held: dict[str, Any]
-
-    def encode_default(self, dft: Any) -> Any:
-        value = super().encode_default(dft)
-        mark = f"{_DEFAULT_MARK}{len(self.held)}"
-        self.held[mark] = value
-        return mark
-
-
-def _json_schema(generate: Callable[..., dict[str, Any]]) -> dict[str, Any]:
-    held: dict[str, Any] = {}
-    generator = type("_Held", (_HeldDefaults,), {"held": held})
-    with warnings.catch_warnings():
-        # a default that is not JSON (a sentinel, say) is left out of the schema
-        warnings.simplefilter("ignore", PydanticJsonSchemaWarning)
-        schema = generate(schema_generator=generator)
-    out = _restore(schema, held)
-    assert isinstance(out, dict)
-    return out
-
-
-def _restore(node: Any, held: dict[str, Any]) -> Any:
-    if isinstance(node, dict):
-        return {key: held.get(value, value) if key == "default" and isinstance(value, str)
-                else _restore(value, held) for key, value in node.items()}
-    if isinstance(node, list):
-        return [_restore(item, held) for item in node]
-    return node
-
-
-def _probe(
-    owner: str, fields: dict[str, Any], names: list[tuple[str, str]], exc: Exception
-) -> ToolDefinitionError:
-    """Find the parameter whose type pydantic cannot turn into a JSON schema."""
-    for field_name, param in names:
-        annotation = fields[field_name][0]
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", PydanticJsonSchemaWarning)
-                _json_schema(TypeAdapter(annotation).json_schema)
-        except Exception as inner:
-            reason = str(inner).strip().splitlines()[0] if str(inner).strip() else repr(inner)
-            return ToolDefinitionError(
-                f"tool {owner!r}: parameter {param!r} has type {_type_name(_strip(annotation))}, "
-                f"which cannot be described in JSON schema ({reason})"
-            )
-    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
-    return ToolDefinitionError(f"tool {owner!r}: cannot build the parameters schema ({reason})")

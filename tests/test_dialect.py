@@ -13,9 +13,13 @@ from typing import Any
 
 import jsonschema
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from kimi_agent.errors import ToolDefinitionError
 from kimi_agent.tooling._dialect import check_moonshot, check_tool_name
 from kimi_agent.tooling._normalise import to_moonshot
+from kimi_agent.tooling._schema import raw_schema
 
 
 def _obj(**props: Any) -> dict[str, Any]:
@@ -369,3 +373,58 @@ def test_valid_tool_names(name: str) -> None:
 @pytest.mark.parametrize("name", ["1tool", "查订单", "a b", "a.b", "A" * 65, ""])
 def test_invalid_tool_names(name: str) -> None:
     assert check_tool_name(name) is not None
+
+
+# --------------------------------------------------------------------------- property
+
+_KINDS = ["string", "integer", "number", "boolean", "null", "array", "object", "float"]
+_EXTRA = st.sampled_from([
+    {}, {"format": "date"}, {"pattern": "^[a-z]+$"}, {"const": "x"}, {"title": "T"},
+    {"description": "说明"}, {"default": 1}, {"minimum": 0}, {"maxLength": 5},
+    {"exclusiveMinimum": 0}, {"uniqueItems": True}, {"examples": ["e"]}, {"enum": ["a", "b"]},
+    {"enum": [1, 2]}, {"minItems": 1}, {"$comment": "c"},
+])
+_NAMES = st.sampled_from(["a", "b", "订单", "required", "title", "x_y"])
+
+
+def _schemas(depth: int) -> st.SearchStrategy[dict[str, Any]]:
+    leaf = st.builds(lambda kind, extra: {"type": kind, **extra},
+                     st.sampled_from(_KINDS), _EXTRA)
+    if depth == 0:
+        return leaf
+    child = _schemas(depth - 1)
+    return st.one_of(
+        leaf,
+        st.builds(lambda props, req, extra: {"type": "object", "properties": props,
+                                             "required": req, **extra},
+                  st.dictionaries(_NAMES, child, max_size=3), st.lists(_NAMES, max_size=2),
+                  _EXTRA),
+        st.builds(lambda items, extra: {"type": "array", "items": items, **extra}, child,
+                  _EXTRA),
+        st.builds(lambda branches, extra: {"anyOf": branches, **extra},
+                  st.lists(child, min_size=1, max_size=3), _EXTRA),
+        st.builds(lambda branches: {"oneOf": branches}, st.lists(child, min_size=1,
+                                                                 max_size=2)),
+        st.builds(lambda items: {"type": "array", "prefixItems": items},
+                  st.lists(child, min_size=1, max_size=3)),
+    )
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(props=st.dictionaries(_NAMES, _schemas(2), max_size=4), required=st.lists(_NAMES,
+                                                                                 max_size=2))
+def test_a_raw_schema_walle_accepts_is_never_refused_and_stays_valid(
+        props: dict[str, Any], required: list[str]) -> None:
+    schema = {"type": "object", "properties": props, "required": required}
+    valid = jsonschema.Draft202012Validator(
+        jsonschema.Draft202012Validator.META_SCHEMA).is_valid(schema)
+    accepted = valid and check_moonshot(schema, "strict") == []
+    try:
+        ready = raw_schema(schema, "t")
+    except ToolDefinitionError as error:
+        assert not accepted, f"refused a valid schema walle's strict level accepts: {error}"
+        assert "At path '" in str(error) or "not a valid JSON schema" in str(error)
+        return
+    assert check_moonshot(ready.parameters, "strict") == []
+    jsonschema.Draft202012Validator.check_schema(ready.parameters)
+    assert json.loads(json.dumps(ready.parameters)) == ready.parameters  # plain JSON

@@ -368,7 +368,7 @@ async def test_raw_schema_tool_with_context() -> None:
 
 @pytest.mark.parametrize(("schema", "fragment"), [
     ({"type": "object", "properties": {"x": {"type": "strin"}}},
-     "parameter 'x': invalid type 'strin'"),
+     "At path 'properties.x': invalid type 'strin'"),
     ({"type": "object", "properties": {"x": {"type": "float"}}}, "invalid type 'float'"),
     ({"type": "object", "properties": {"required": {"type": "string"}}},
      "At path 'properties': property name 'required' is reserved"),

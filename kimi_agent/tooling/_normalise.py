@@ -194,6 +194,9 @@ class _Normaliser:
             node.pop(key, None)
         if not self.keep_titles or not isinstance(node.get("title"), str):
             node.pop("title", None)
+        required = node.get("required")
+        if isinstance(required, list) and all(isinstance(n, str) for n in required):
+            node["required"] = list(dict.fromkeys(required))  # walle's default level: unique
         if "oneOf" in node and "anyOf" not in node:
             node["anyOf"] = node.pop("oneOf")
         kinds = type_list(node) if "type" in node else list(JSON_TYPES)

@@ -252,17 +252,22 @@ def raw_schema(schema: Any, owner: str) -> RawSchema:
         raise ToolDefinitionError(f"tool {owner!r}: {exc}") from exc
     if check_moonshot(out, "strict") or out.get("type") != "object":
         # the rewrite exposed something walle does not look at in the original (inside a
-        # keyword it ignores, say): what the server accepts is the original
-        if not check_moonshot(original, "strict") and original.get("type") == "object":
+        # keyword it ignores, say): what the server accepts is the original, if it is sound
+        if not check_moonshot(original, "strict") and original.get("type") == "object" \
+                and _schema_problem(original) is None:
             out = original
         else:
-            _checked(original, owner, "strict")
             _checked(out, owner, "strict")
+            _checked(original, owner, "strict")
             raise ToolDefinitionError(
                 f"tool {owner!r}: At path 'root': the parameters of a tool must be an object "
                 "schema (\"type\": \"object\"); the model's arguments are always a JSON "
                 "object")
-    return RawSchema(out, original if _valid_json_schema(original) else out)
+    problem = _schema_problem(out)
+    if problem is not None:
+        raise ToolDefinitionError(f"tool {owner!r}: the parameters schema is not a valid JSON "
+                                  f"schema: {problem}")
+    return RawSchema(out, original if _schema_problem(original) is None else out)
 
 
 def _untyped(node: Any, where: str = "") -> str | None:
@@ -289,25 +294,30 @@ def _untyped(node: Any, where: str = "") -> str | None:
 
 
 def _checked(schema: dict[str, Any], owner: str, level: Level) -> None:
+    """Refuse `schema` when walle's `level` does. A raw schema's problems keep walle's own
+    form (`At path 'properties.x': ...`, the schema's author thinks in JSON); a generated
+    schema's name the parameter."""
     problems = check_moonshot(schema, level)
-    if problems:
-        raise ToolDefinitionError(
-            f"tool {owner!r}: the parameters schema is outside Moonshot's dialect "
-            f"(walle, {level} level): "
-            + "; ".join(_PROBLEM_PATH.sub(_name_parameter, p) for p in problems)
-        )
+    if not problems:
+        return
+    if level == "ultra":
+        problems = [_PROBLEM_PATH.sub(_name_parameter, p) for p in problems]
+    raise ToolDefinitionError(
+        f"tool {owner!r}: the parameters schema is outside Moonshot's dialect "
+        f"(walle, {level} level): " + "; ".join(problems))
 
 
-def _valid_json_schema(schema: dict[str, Any]) -> bool:
-    """Whether `schema` is a valid JSON schema of the draft it declares (2020-12 if none)."""
-    import jsonschema  # type: ignore[import-untyped, unused-ignore]  # deferred: raw schemas only
+def _schema_problem(schema: dict[str, Any]) -> str | None:
+    """Why `schema` is not a valid JSON schema of the draft it declares (2020-12 if none)."""
+    import jsonschema  # type: ignore[import-untyped, unused-ignore]  # raw schemas only
 
-    try:
-        jsonschema.validators.validator_for(
-            schema, default=jsonschema.Draft202012Validator).check_schema(schema)
-    except jsonschema.SchemaError:
-        return False
-    return True
+    validator = jsonschema.validators.validator_for(
+        schema, default=jsonschema.Draft202012Validator)
+    error = jsonschema.exceptions.best_match(validator(validator.META_SCHEMA).iter_errors(schema))
+    if error is None:
+        return None
+    where = "/".join(str(p) for p in error.absolute_path) or "(root)"
+    return f"at {where}: {error.message}"
 
 
 def output_schema(tp: Any) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .replies import Reply
+from ._replies import Reply
 
 __all__ = ["REDACTED", "RecordedRequest", "redact_headers"]
 
@@ -33,6 +33,8 @@ class RecordedRequest:
     status: int | None = None
     """The HTTP status answered (200 also for a stream that was then dropped or cut)."""
     error_type: str | None = None
+    error_code: str | None = None
+    """The gateway's `code` of the error answered, if it had one."""
     error_message: str | None = None
     fault: str | None = None
     """The kind of the injected fault that struck this request, if any."""

@@ -5,7 +5,6 @@ Every test talks to a real loopback server with raw httpx requests.
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator
 from typing import Any
 

@@ -17,8 +17,9 @@ sim.requests                                    # what the client sent, refused 
 In process, without a socket: `httpx.AsyncClient(transport=httpx.ASGITransport(app=sim.app),
 base_url="http://sim/v1")`. Tool schemas are judged by an independent oracle of Moonshot's
 validator (MoonshotAI/walle, `strict` level), not by the client's dialect code; see
-docs/wire/simulator.md for what is modelled and where each rule comes from. Needs the optional extra `kimi-agent[sim]` (starlette, uvicorn,
-pyyaml). The core package never imports this one.
+docs/wire/simulator.md for what is modelled and where each rule comes from. Needs the
+optional extra `kimi-agent[sim]` (starlette, uvicorn, pyyaml). The core package never imports
+this one.
 """
 
 from __future__ import annotations

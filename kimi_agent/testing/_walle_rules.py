@@ -8,6 +8,7 @@ schema node, the keyword's value, the keyword's path and the node's path, and ra
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -175,6 +176,8 @@ def _matches(value: Any, kind: str, path: Path) -> bool:
     if kind in ("number", "integer"):
         if not is_num(value):
             raise SchemaProblem(f"not a valid {kind}", path)
+        if not math.isfinite(value):
+            raise SchemaProblem("invalid number: NaN or Infinity not allowed", path)
         if kind == "integer" and not float(value).is_integer():
             raise SchemaProblem("not a valid integer", path)
         return True

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import httpx
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -78,6 +78,25 @@ class _Parts(Response):
         self.init_headers(headers)  # no `body` attribute: no Content-Length, chunked
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        dropped: DroppedConnection | None = None
+        async with anyio.create_task_group() as group:
+
+            async def hang_up() -> None:  # stop sending once the client is gone
+                while (await receive())["type"] != "http.disconnect":
+                    pass
+                logger.debug("simulator: the client hung up mid-answer")
+                group.cancel_scope.cancel()
+
+            group.start_soon(hang_up)
+            try:
+                await self._send(send)
+            except DroppedConnection as exc:
+                dropped = exc  # raised outside the group, so it stays itself
+            group.cancel_scope.cancel()
+        if dropped is not None:
+            raise dropped
+
+    async def _send(self, send: Send) -> None:
         try:
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
             for i, (data, pause) in enumerate(self.parts):
@@ -194,7 +213,12 @@ def _start(sim: GatewaySimulator, request: Request) -> tuple[RecordedRequest, di
 async def _chat(
     sim: GatewaySimulator, request: Request, record: RecordedRequest, headers: dict[str, str]
 ) -> Response:
-    raw = await request.body()
+    try:
+        raw = await request.body()
+    except ClientDisconnect:
+        logger.debug("simulator: the client hung up before its request body arrived")
+        record.status = 499
+        return Response(status_code=499)
     record.raw_body = raw
     try:
         check_auth(request.headers, sim.api_key)

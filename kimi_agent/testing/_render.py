@@ -60,6 +60,10 @@ class PromptCache:
     def clear(self) -> None:
         self._seen.clear()
 
+    def __len__(self) -> int:
+        """How many prefixes are remembered (at most `max_entries`)."""
+        return len(self._seen)
+
     def cached_tokens(
         self, model: str, tools: Sequence[dict[str, Any]], messages: Sequence[dict[str, Any]]
     ) -> int:

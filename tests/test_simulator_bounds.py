@@ -123,3 +123,22 @@ async def test_a_client_hanging_up_mid_stream_logs_no_traceback(
                 await anyio.sleep(0.01)
     assert not [record for record in caplog.records if record.exc_info]
     assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
+
+
+async def test_connections_count_what_a_client_opens() -> None:
+    sim = GatewaySimulator()
+    body = {"model": "kimi-k2-6", "messages": [{"role": "user", "content": "你好"}]}
+    async with sim.serve() as base_url:
+        headers = {"x-api-key": sim.api_key}
+        async with httpx.AsyncClient(base_url=base_url, headers=headers) as reused:
+            for _ in range(4):
+                assert (await reused.post("/chat/completions", json=body)).status_code == 200
+                async with reused.stream(
+                    "POST", "/chat/completions", json={**body, "stream": True}
+                ) as r:
+                    await r.aread()  # read to the end: the connection goes back to the pool
+        assert sim.connections == 1
+        for _ in range(3):
+            async with httpx.AsyncClient(base_url=base_url, headers=headers) as fresh:
+                await fresh.post("/chat/completions", json=body)
+    assert sim.connections == 4

@@ -120,6 +120,8 @@ async def test_x_api_key_is_accepted_and_wins_over_bearer(
     assert response.status_code == status, response.text
     if status == 401:
         assert error_of(response)["code"] == "invalid_api_key"
+    if headers.get("x-api-key") == "wrong":  # a foreign key never lands in the record
+        assert sim.last_request.headers["x-api-key"] == "<redacted>"
 
 
 @pytest.mark.parametrize(

@@ -126,6 +126,7 @@ class _InFlight:
             await self.app(scope, receive, send)
             return
         sim = self.sim
+        sim.note_client(scope.get("client"))
         sim.in_flight += 1
         sim.max_in_flight = max(sim.max_in_flight, sim.in_flight)
         try:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -54,6 +54,8 @@ class GatewaySimulator:
     older ones are dropped so a long soak keeps bounded memory.
     `moonshot_headers`: also send Moonshot's `Msh-Request-Id` / `X-Msh-Trace-Id` beside the
     gateway's `X-Request-Id` (the gateway passes Moonshot's answers through).
+    `connections` counts the client connections requests arrived on (a client that reuses
+    its connections shows few; one that opens a socket per request, one per request).
     `account`: the spend bucket and quotas reported in the `X-RateLimit-*` / `X-Quota-*`
     headers of every answer.
     """
@@ -106,6 +108,9 @@ class GatewaySimulator:
         """Requests being answered right now (a stream counts until its last byte)."""
         self.max_in_flight = 0
         """The most requests that were in flight at the same time."""
+        self.connections = 0
+        """Client connections seen (a new client address and port counts as a new one)."""
+        self._clients: OrderedDict[tuple[str, int], None] = OrderedDict()
         self.base_url: str | None = None
         """`http://host:port/v1` while `serve()` runs."""
         self._app: Any = None
@@ -130,6 +135,19 @@ class GatewaySimulator:
             if self.responder is None:
                 raise NoScriptMatch(self.script.no_match_message(request))
         return await call_responder(self.responder or echo_responder, request)
+
+    def note_client(self, client: Any) -> None:
+        """Count a request's connection: new when its (host, port) was not seen recently."""
+        if not isinstance(client, list | tuple) or len(client) != 2:
+            return
+        address = (str(client[0]), int(client[1]))
+        if address in self._clients:
+            self._clients.move_to_end(address)
+            return
+        self.connections += 1
+        self._clients[address] = None
+        if len(self._clients) > 4096:
+            self._clients.popitem(last=False)
 
     # ------------------------------------------------------------------ faults
 
@@ -202,6 +220,8 @@ class GatewaySimulator:
         self.requests.clear()
         self.account.reset()
         self.max_in_flight = self.in_flight
+        self.connections = 0
+        self._clients.clear()
         self.errors.clear()
         self.faults.clear()
         self.cache.clear()

@@ -97,17 +97,19 @@ class RefChecks:
             self._ref_context(node, expanded, path)
             if check and not self.terminates(expanded, set(), path):
                 raise self.fail("detected infinite recursion without termination condition", path)
+        # walle turns the check off for the keys it visits after an `additionalProperties`
+        # schema or after `properties` beside an empty `required`, in Go's random map order;
+        # the permissive reading (those keys first) turns it off for the whole node.
+        if isinstance(node.get("additionalProperties"), dict) or (
+            isinstance(node.get("properties"), dict) and node.get("required") == []
+        ):
+            check = False
         for key, value in node.items():
             if key == "$defs":
                 continue
             here = at(path, key)
             if isinstance(value, dict):
-                deeper = check
-                if (
-                    key == "properties" and node.get("required") == []
-                ) or key == "additionalProperties":
-                    deeper = False
-                self._check_refs(value, deeper, here)
+                self._check_refs(value, check, here)
             elif isinstance(value, list) and key == "anyOf":
                 for i, item in enumerate(value):
                     if isinstance(item, dict):

@@ -58,6 +58,11 @@ class GatewaySimulator:
     its connections shows few; one that opens a socket per request, one per request).
     `account`: the spend bucket and quotas reported in the `X-RateLimit-*` / `X-Quota-*`
     headers of every answer.
+
+    Raises:
+        ConfigurationError: an empty key, no model, an unknown model name, a
+            `concurrency_limit` or `max_requests` below 1.
+        ScriptError: a script that does not parse.
     """
 
     def __init__(

@@ -35,7 +35,7 @@ def test_full_jitter_backoff_stays_within_the_exponential_cap(index: int, r: flo
 
 def test_only_retryable_errors_get_a_delay() -> None:
     policy = RetryPolicy(max_retries=3, random=lambda: 1.0)
-    assert policy.delay_for(ServerError("x"), 0) == 0.5
+    assert policy.delay_for(ServerError("x"), 0) == 1.0, "the gateway's rule: from 1 s"
     assert policy.delay_for(RateLimitError("x", retry_after=2.0), 1) == 2.0
     assert policy.delay_for(QuotaExceededError("x"), 0) is None
     assert policy.delay_for(BadRequestError("x"), 0) is None

@@ -204,6 +204,8 @@ def classify(info: ErrorInfo, status: int | None) -> type[GatewayError]:
         found = _TYPES[kind]
         if found is QuotaExceededError and any(m in lowered for m in _BALANCE[:2]):
             return InsufficientBalanceError
+        if found is RateLimitError and status is not None and status >= 500:
+            return ServerError  # "overloaded" on a 503: the gateway's 5xx rule applies
         return found
     return _by_wording(lowered, kind, status) or _by_status(status, lowered)
 

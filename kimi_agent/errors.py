@@ -12,10 +12,11 @@ far, so nothing the user gave us is lost.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from kimi_agent.wire import CallInfo, ChatCompletion, Message
 
 
@@ -24,16 +25,20 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "ConcurrencyLimitError",
+    "ConcurrentRunError",
     "ConfigurationError",
     "ContentFilterError",
     "ContextLengthError",
+    "ConversationBusyError",
     "DuplicateToolError",
+    "EmptyAnswerError",
     "EmptyReplyError",
     "GatewayConnectionError",
     "GatewayError",
     "GatewayTimeoutError",
     "IncompleteStreamError",
     "InsufficientBalanceError",
+    "InvalidToolCallIdsError",
     "KeyQuotaExceededError",
     "KimiAgentError",
     "MaxStepsExceededError",
@@ -49,6 +54,7 @@ __all__ = [
     "RateLimitError",
     "ResponseFormatError",
     "RunError",
+    "RunTimeoutError",
     "ServerError",
     "SessionError",
     "SpendCapError",
@@ -59,6 +65,7 @@ __all__ = [
     "ToolRetriesExceededError",
     "ToolTimeoutError",
     "UnknownToolError",
+    "UnusableReplyError",
     "UsageLimitExceededError",
 ]
 
@@ -393,3 +400,31 @@ class SessionError(KimiAgentError):
 
 class ApprovalError(KimiAgentError, ValueError):
     """`resume` was called with decisions that do not match the pending approvals."""
+
+
+class UnusableReplyError(RunError):
+    """The model's reply cannot be committed as it is: it was asked again once, and the
+    second reply could not be used either. Nothing of it was stored."""
+
+
+class EmptyAnswerError(UnusableReplyError):
+    """The reply had neither text nor tool calls (e.g. only reasoning): not an answer, and an
+    assistant message the gateway would refuse in the history."""
+
+
+class InvalidToolCallIdsError(UnusableReplyError):
+    """The reply's tool calls had duplicate or empty ids, which cannot be echoed back."""
+
+
+class RunTimeoutError(RunError):
+    """The run did not finish within `Agent(run_timeout=...)`; completed steps are kept."""
+
+
+class ConcurrentRunError(RunError):
+    """Another run changed the session while this one was under way; this run stopped
+    before committing, so the history stays valid. Run again to continue."""
+
+
+class ConversationBusyError(KimiAgentError):
+    """Another run holds the conversation (in this process or another replica) and did not
+    release it within the wait allowed."""

@@ -1,4 +1,4 @@
-"""The chat-completions protocol as Kimi speaks it (see KIMI_WIRE.md).
+"""The chat-completions protocol as Kimi speaks it (the facts are in docs/wire/kimi.md).
 
 Lenient on input: unknown fields are kept, `content` null or "" mean the same, usage is read
 from wherever Moonshot put it. Exact on output: `to_wire()` emits only the fields the gateway

@@ -21,8 +21,9 @@ pytestmark = pytest.mark.timeout(60)
 FAST = ("--sim-tps", "0", "--sim-first-token", "0")
 
 
-def chat(home: Path, *args: str, stdin: str) -> tuple[int, str, str]:
-    done = run_cli(home, "chat", *FAST, *args, stdin=stdin, timeout=30)
+def chat(home: Path, *args: str, stdin: str, env: dict[str, str] | None = None
+         ) -> tuple[int, str, str]:
+    done = run_cli(home, "chat", *FAST, *args, stdin=stdin, timeout=60, env=env)
     return done.returncode, done.stdout, done.stderr
 
 
@@ -190,3 +191,41 @@ def test_chat_with_a_bad_tools_module_fails_clearly(tmp_path: Path) -> None:
 def test_chat_with_bad_deps_fails_clearly(tmp_path: Path) -> None:
     code, _, err = chat(tmp_path, "--deps", "examples.customer_service", stdin="")
     assert code == 1 and "--deps needs MODULE:ATTR" in err
+
+
+CASE_SCRIPT = """\
+turns:
+  - when: {user: 我要投诉}
+    reasoning: 建工单，需要审批。
+    tool_calls:
+      - {name: open_case, arguments: {ticket: {title: 物流太慢, detail: 三天没有更新}}}
+  - when: {tool: open_case}
+    text: 工单已提交，我们会尽快处理。
+"""
+
+
+def test_an_approval_with_a_pydantic_argument_is_asked_and_survives_a_restart(
+        tmp_path: Path) -> None:
+    script = tmp_path / "case.yaml"
+    script.write_text(CASE_SCRIPT, encoding="utf-8")
+    args = ("--tools", "tests.chat_tools", "--sim-script", str(script), "--session", "t",
+            "--db", str(tmp_path / "c.db"))
+    code, out, err = chat(tmp_path, *args, stdin="我要投诉\n")     # left undecided
+    assert code == 0, err
+    assert 'open_case(ticket={"title": "物流太慢"' in out and "Traceback" not in out + err
+    code, out, err = chat(tmp_path, *args, stdin="y\nexit\n")     # asked again at start
+    assert code == 0, err
+    assert "工单已提交" in out and "Traceback" not in out + err
+
+
+def test_a_gateway_error_is_printed_and_the_prompt_stays(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as probe:               # a loopback port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {"BYTESPIKE_API_KEY": "sk-byts-test",
+           "BYTESPIKE_BASE_URL": f"http://127.0.0.1:{port}/v1"}
+    code, out, err = chat(tmp_path, stdin="你好\n还在吗？\nexit\n", env=env)
+    assert code == 0, err
+    assert out.count("出错了 error") == 2 and "Traceback" not in out + err

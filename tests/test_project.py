@@ -51,3 +51,17 @@ def test_public_names_resolve() -> None:
 
     for name in kimi_agent.__all__:
         assert getattr(kimi_agent, name) is not None
+
+
+def test_every_error_class_is_exported_from_kimi_agent() -> None:
+    import inspect
+
+    import kimi_agent
+    from kimi_agent import errors
+
+    classes = {name for name, value in vars(errors).items()
+               if inspect.isclass(value) and issubclass(value, Exception)
+               and value.__module__ == errors.__name__}
+    assert classes == set(errors.__all__)
+    assert classes <= set(kimi_agent.__all__)
+    assert all(getattr(kimi_agent, name) is getattr(errors, name) for name in classes)

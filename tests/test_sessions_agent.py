@@ -18,7 +18,7 @@ import anyio
 import pytest
 
 from kimi_agent import Agent, GatewayClient
-from kimi_agent.agent._agent import INTERRUPTED_TEXT
+from kimi_agent.agent._loop import INTERRUPTED_TEXT
 from kimi_agent.sessions._sqlite import SQLiteSession, SQLiteStore
 from kimi_agent.testing import GatewaySimulator
 from kimi_agent.wire import (

@@ -1,4 +1,4 @@
-"""Wire models: lenient on input, exact on output (KIMI_WIRE.md)."""
+"""Wire models: lenient on input, exact on output (docs/wire/kimi.md)."""
 
 from __future__ import annotations
 

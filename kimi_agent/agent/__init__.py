@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from kimi_agent._usage import RunUsage, UsageLimits
 from kimi_agent.agent._agent import Agent, AgentStream
+from kimi_agent.agent._hooks import ModelCall, ModelReply, RunHooks, RunInfo, ToolExecution
 from kimi_agent.agent._result import (
     PendingApproval,
     RunResult,
@@ -17,5 +18,6 @@ from kimi_agent.agent._result import (
     ToolCallRecord,
 )
 
-__all__ = ["Agent", "AgentStream", "PendingApproval", "RunResult", "RunStatus", "RunUsage",
-           "StepRecord", "ToolCallRecord", "UsageLimits"]
+__all__ = ["Agent", "AgentStream", "ModelCall", "ModelReply", "PendingApproval", "RunHooks",
+           "RunInfo", "RunResult", "RunStatus", "RunUsage", "StepRecord", "ToolCallRecord",
+           "ToolExecution", "UsageLimits"]

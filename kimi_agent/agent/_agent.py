@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -18,41 +18,28 @@ import anyio
 from typing_extensions import TypeVar
 
 from kimi_agent._logging import EventLogger
-from kimi_agent._tokens import estimate_tools, estimate_wire_message
 from kimi_agent._usage import UsageLimits
 from kimi_agent.agent import _events as ev
-from kimi_agent.agent._loop import (
-    Emit,
-    RunLoop,
-    in_call_order,
-    last_tool_step,
-    tool_message,
-)
-from kimi_agent.agent._loop import (
-    pending_approvals as find_pending,
-)
+from kimi_agent.agent._hooks import RunHooks, RunInfo, ToolExecution, chain_hooks
+from kimi_agent.agent._loop import Emit, RunLoop, approved_calls, in_call_order, last_tool_step
+from kimi_agent.agent._loop import pending_approvals as find_pending
 from kimi_agent.agent._output import OutputSpec
-from kimi_agent.agent._result import PendingApproval, RunResult, StepRecord, ToolCallRecord
-from kimi_agent.errors import ApprovalError, ConfigurationError
+from kimi_agent.agent._request import RequestParts
+from kimi_agent.agent._result import PendingApproval, RunResult
+from kimi_agent.agent._run_config import RunConfig
+from kimi_agent.agent._serial import one_run_at_a_time
+from kimi_agent.errors import ApprovalError, ConfigurationError, RunTimeoutError
 from kimi_agent.gateway._client import GatewayClient
 from kimi_agent.models._profiles import DEFAULT_PROFILES, ModelProfile, ModelProfiles
 from kimi_agent.models._router import ModelRouter
 from kimi_agent.sessions._protocol import Session
 from kimi_agent.sessions._trim import KeepRecentTurns, TrimPolicy
-from kimi_agent.tooling._executor import ToolExecutor
+from kimi_agent.tooling._executor import AroundTool, ToolExecutor
+from kimi_agent.tooling._run_context import RunContext
 from kimi_agent.tooling._tool import Tool, ToolRegistry
-from kimi_agent.wire import Message, SystemMessage, ToolMessage, UserMessage
+from kimi_agent.wire import Message, UserMessage
 
 OutputT = TypeVar("OutputT", default=str)
-
-INTERRUPTED_TEXT = (
-    "工具调用因进程中断而未完成。The tool call was interrupted before it finished and did "
-    "not run to completion; call it again if it is still needed."
-)
-REJECTED_TEXT = (
-    "该操作已被人工审核拒绝：{reason}。The action was rejected by a human reviewer: {reason}. "
-    "Do not retry it; explain this to the user."
-)
 
 ToolsArg = ToolRegistry | Tool | Iterable[Any] | None
 
@@ -64,7 +51,15 @@ class Agent(Generic[OutputT]):
     window; then `fallback` does (None disables fallback). `tools` takes `Tool`s, plain
     functions or a `ToolRegistry`. `output_type` (a pydantic model, dataclass, …) asks for
     structured output. Without `client` the agent makes its own `GatewayClient` from the
-    environment; close it with `await agent.aclose()` or `async with agent:`.
+    environment; close it with `await agent.aclose()` or `async with agent:`. `name` and
+    `description` identify the agent in traces (and to other agents); `hooks` observe or
+    wrap its runs, model calls and tool executions (tracing, durable execution).
+    `run_timeout` bounds a whole run (default 10 minutes; None for none); `busy_timeout` is
+    how long a run waits for another run on the same conversation to finish.
+
+    Raises:
+        ConfigurationError: an unknown model, `max_steps` below 1, or a bad tool option.
+        ToolDefinitionError: a function that cannot become a tool.
     """
 
     def __init__(
@@ -76,6 +71,8 @@ class Agent(Generic[OutputT]):
         tools: ToolsArg = (),
         output_type: type[OutputT] | None = None,
         client: GatewayClient | None = None,
+        name: str = "agent",
+        description: str = "",
         max_steps: int = 20,
         max_parallel_tools: int = 16,
         tool_timeout: float | None = 60.0,
@@ -87,6 +84,9 @@ class Agent(Generic[OutputT]):
         fallback_cooldown: float = 60.0,
         profiles: ModelProfiles | None = None,
         logger: EventLogger | None = None,
+        hooks: Sequence[RunHooks] = (),
+        run_timeout: float | None = 600.0,
+        busy_timeout: float | None = 30.0,
     ) -> None:
         profiles = profiles or DEFAULT_PROFILES
         primary = profiles.get(model)
@@ -95,25 +95,37 @@ class Agent(Generic[OutputT]):
             backup = None
         if max_steps < 1:
             raise ConfigurationError("max_steps must be at least 1")
-        self.registry = ToolRegistry.of(tools)
+        self.name = name
+        self.description = description
         self.instructions = instructions
-        self.output: OutputSpec[OutputT] | None = (
+        self.registry = ToolRegistry.of(tools)
+        self.router = ModelRouter(primary, backup, cooldown=fallback_cooldown, logger=logger)
+        output: OutputSpec[OutputT] | None = (
             OutputSpec(output_type) if output_type is not None else None
         )
-        self.max_steps = max_steps
-        self.tool_retries = tool_retries
-        self.output_retries = output_retries
-        self.usage_limits = usage_limits or UsageLimits()
-        self.max_tokens = max_tokens
-        self.trim_policy: TrimPolicy = trim_policy or KeepRecentTurns()
-        self.logger = logger
-        self.router = ModelRouter(primary, backup, cooldown=fallback_cooldown, logger=logger)
-        self.executor = ToolExecutor(self.registry, max_parallel=max_parallel_tools,
-                                     default_timeout=tool_timeout, logger=logger)
+        chained = chain_hooks(hooks)
+        self._config = RunConfig(
+            name=name,
+            router=self.router,
+            registry=self.registry,
+            executor=ToolExecutor(self.registry, max_parallel=max_parallel_tools,
+                                  default_timeout=tool_timeout, logger=logger,
+                                  around=_around_tool(chained)),
+            request=RequestParts(instructions, output, self.registry),
+            output=output,
+            max_steps=max_steps,
+            tool_retries=tool_retries,
+            output_retries=output_retries,
+            usage_limits=usage_limits or UsageLimits(),
+            max_tokens=max_tokens,
+            trim_policy=trim_policy or KeepRecentTurns(),
+            logger=logger,
+            hooks=chained,
+        )
+        self.run_timeout = run_timeout
+        self.busy_timeout = busy_timeout
         self._client = client
         self._own_client: GatewayClient | None = None
-        self._system: dict[str, tuple[dict[str, Any] | None, int]] = {}
-        self._tools_cache: tuple[int, list[dict[str, Any]] | None, int] = (-1, None, 0)
 
     def __repr__(self) -> str:
         fallback = self.router.fallback.name if self.router.fallback else None
@@ -142,49 +154,28 @@ class Agent(Generic[OutputT]):
             self._own_client = GatewayClient()
         return self._own_client
 
-    # ------------------------------------------------------------------ request parts
-
-    def system_prompt(self, profile: ModelProfile) -> tuple[dict[str, Any] | None, int]:
-        """The system message for `profile` (with the output schema where the model needs
-        it in the instructions) and its token estimate; computed once per model."""
-        cached = self._system.get(profile.name)
-        if cached is None:
-            parts = [self.instructions] if self.instructions else []
-            if self.output is not None and self.output.needs_instructions(profile):
-                parts.append(self.output.instructions)
-            if parts:
-                wire = SystemMessage(content="\n\n".join(parts)).to_wire()
-                cached = (wire, estimate_wire_message(wire))
-            else:
-                cached = (None, 0)
-            self._system[profile.name] = cached
-        return cached
-
-    @property
-    def tool_schemas(self) -> list[dict[str, Any]] | None:
-        return self._tools()[0]
-
-    @property
-    def tools_tokens(self) -> int:
-        return self._tools()[1]
-
-    def _tools(self) -> tuple[list[dict[str, Any]] | None, int]:
-        schemas = self.registry.schemas() if len(self.registry) else None
-        key = id(schemas)
-        if self._tools_cache[0] != key:
-            self._tools_cache = (key, schemas, estimate_tools(schemas))
-        return self._tools_cache[1], self._tools_cache[2]
-
     # ------------------------------------------------------------------ running
 
     async def run(self, prompt: str, *, deps: Any = None, session: Session | None = None
                   ) -> RunResult[OutputT]:
-        """Run until the model answers; returns the answer, the messages and the usage."""
+        """Run until the model answers; returns the answer, the messages and the usage.
+
+        Raises:
+            ModelFailedError: the model call of a step failed on every model it may use
+                (`cause` is the gateway error).
+            ApprovalError: the session has calls waiting for a decision (resume first).
+            MaxStepsExceededError, UsageLimitExceededError, ToolRetriesExceededError,
+            OutputLengthError, OutputValidationError: the run ended without an answer.
+        """
         return await self._execute(prompt, deps, session, emit=None, stream=False)
 
     def run_sync(self, prompt: str, *, deps: Any = None, session: Session | None = None
                  ) -> RunResult[OutputT]:
-        """`run` for code that is not async (starts and ends its own event loop)."""
+        """`run` for code that is not async (starts and ends its own event loop).
+
+        Raises:
+            The same errors as `run`.
+        """
         async def main() -> RunResult[OutputT]:
             if self._client is not None:
                 return await self.run(prompt, deps=deps, session=session)
@@ -198,7 +189,11 @@ class Agent(Generic[OutputT]):
                      ) -> AsyncIterator[AgentStream[OutputT]]:
         """A streamed run: `async for event in run` yields typed events as they happen;
         afterwards `run.result` is the same `RunResult` `run()` would give. Leaving the block
-        early cancels the run (running tools included)."""
+        early cancels the run (running tools included).
+
+        Raises:
+            The same errors as `run`, from the iteration or from `result`.
+        """
         async with self._streamed(
             lambda emit: self._execute(prompt, deps, session, emit=emit, stream=True)
         ) as handle:
@@ -212,6 +207,11 @@ class Agent(Generic[OutputT]):
 
         Every pending call must be decided: ids in `approved` run now; ids in `rejected` go
         back to the model as a refusal with the reason, for it to explain to the user.
+
+        Raises:
+            ApprovalError: nothing is pending, or an id is unknown, decided twice or left
+                undecided.
+            The errors of `run` for the steps that follow.
         """
         return await self._resume(session, approved, rejected, deps, emit=None, stream=False)
 
@@ -220,7 +220,11 @@ class Agent(Generic[OutputT]):
         self, session: Session, *, approved: Iterable[str] = (),
         rejected: Mapping[str, str] | None = None, deps: Any = None,
     ) -> AsyncIterator[AgentStream[OutputT]]:
-        """`resume`, streamed: the approved tool calls and the model's answer as events."""
+        """`resume`, streamed: the approved tool calls and the model's answer as events.
+
+        Raises:
+            The same errors as `resume`.
+        """
         async with self._streamed(
             lambda emit: self._resume(session, approved, rejected, deps, emit=emit, stream=True)
         ) as handle:
@@ -228,7 +232,8 @@ class Agent(Generic[OutputT]):
 
     async def pending_approvals(self, session: Session) -> list[PendingApproval]:
         """The calls of `session` waiting for a person's decision ([] when none)."""
-        return find_pending(await session.get_items(), self)
+        return find_pending(await session.get_items(), self.registry,
+                            await approved_calls(session))
 
     @asynccontextmanager
     async def _streamed(
@@ -244,21 +249,67 @@ class Agent(Generic[OutputT]):
                 except Exception as error:
                     handle._error = error
 
-        async with anyio.create_task_group() as group:
-            group.start_soon(drive)
-            try:
-                yield handle
-            finally:
-                group.cancel_scope.cancel()
+        # An error raised in the caller's block (e.g. the run's own error, re-raised by the
+        # iteration) must leave as itself, not wrapped in the task group's ExceptionGroup:
+        # it is held while the group winds down and raised after.
+        raised: BaseException | None = None
+        with receive:
+            async with anyio.create_task_group() as group:
+                group.start_soon(drive)
+                try:
+                    yield handle
+                except BaseException as error:  # re-raised below, unwrapped
+                    raised = error
+                finally:
+                    group.cancel_scope.cancel()
+        if raised is not None:
+            raise raised
+
+    def _loop(self, client: GatewayClient, deps: Any, session: Session | None,
+              history: list[Message], emit: Emit | None, stream: bool) -> RunLoop[OutputT]:
+        return RunLoop(self._config, client=client, run_id=uuid.uuid4().hex, deps=deps,
+                       session=session, history=history, emit=emit, stream=stream)
+
+    async def _hooked(self, loop: RunLoop[OutputT], kind: str,
+                      body: Callable[[], Awaitable[RunResult[OutputT]]]) -> RunResult[OutputT]:
+        """Run `body` within the run deadline and through the run hooks."""
+        timeout = self.run_timeout
+
+        async def bounded() -> RunResult[OutputT]:
+            if timeout is None:
+                return await body()
+            with anyio.move_on_after(timeout) as deadline:
+                return await body()
+            assert deadline.cancelled_caught
+            raise RunTimeoutError(
+                f"the run did not finish within run_timeout={timeout:g} s (completed steps "
+                "are kept in the session)", messages=loop.messages)
+
+        hooks = self._config.hooks
+        if hooks is None:
+            return await bounded()
+        info = RunInfo(loop.run_id, self.name,
+                       loop.session.session_id if loop.session is not None else None,
+                       kind, loop.stream)
+        return await hooks.on_run(info, bounded)
 
     async def _resume(
+        self, session: Session, approved: Iterable[str], rejected: Mapping[str, str] | None,
+        deps: Any, *, emit: Emit | None, stream: bool,
+    ) -> RunResult[OutputT]:
+        async with one_run_at_a_time(session, self.busy_timeout):
+            return await self._resume_held(session, approved, rejected, deps, emit=emit,
+                                           stream=stream)
+
+    async def _resume_held(
         self, session: Session, approved: Iterable[str], rejected: Mapping[str, str] | None,
         deps: Any, *, emit: Emit | None, stream: bool,
     ) -> RunResult[OutputT]:
         rejected = dict(rejected or {})
         approved_ids = frozenset(approved)
         history = await session.get_items()
-        pending = {p.call_id: p for p in find_pending(history, self)}
+        pending = {p.call_id: p for p in find_pending(history, self.registry,
+                                                       await approved_calls(session))}
         if not pending:
             raise ApprovalError(f"session {session.session_id!r} has no calls waiting for "
                                 "approval")
@@ -270,80 +321,49 @@ class Agent(Generic[OutputT]):
             if ids:
                 raise ApprovalError(f"calls {sorted(ids)} {problem} in session "
                                     f"{session.session_id!r}; pending: {sorted(pending)}")
-        loop: RunLoop[OutputT] = RunLoop(self, client=self._client_for_run(),
-                                         run_id=uuid.uuid4().hex, deps=deps, session=session,
-                                         history=in_call_order(history), emit=emit,
-                                         stream=stream)
+        loop = self._loop(self._client_for_run(), deps, session, in_call_order(history),
+                          emit, stream)
         call_message, _ = last_tool_step(history)
         assert call_message is not None
-        profile = self._profile_named(call_message.model)
-        if emit is not None:
-            await emit(ev.RunStarted(loop.run_id, profile.name))
-        record = StepRecord(index=1, model=profile.name, finish_reason="tool_calls")
-        loop.steps.append(record)
-        calls = [c for c in call_message.tool_calls or () if c.id in approved_ids]
-        records = await self.executor.execute(
-            calls, loop._context(1, profile.name), parallel=profile.parallel_tool_calls,
-            skip_approval=approved_ids, on_call=loop._on_call(1) if emit is not None else None)
-        for call_id, reason in rejected.items():
-            call = pending[call_id]
-            refusal = ToolCallRecord(call_id=call_id, name=call.tool,
-                                     arguments=call.raw_arguments, status="rejected",
-                                     result=REJECTED_TEXT.format(reason=reason))
-            records.append(refusal)
-            if emit is not None:
-                await emit(ev.ToolCallFinished(1, refusal))
-        order = {c.id: i for i, c in enumerate(call_message.tool_calls or ())}
-        records.sort(key=lambda r: order[r.call_id])
-        record.tool_calls.extend(records)
-        await loop.commit([tool_message(r) for r in records])
-        loop.messages[:] = in_call_order(loop.messages)
-        if emit is not None:
-            await emit(ev.StepFinished(record))
-        if loop.signals.handoff is not None:
-            return await loop._finish("handoff", None, "tool_calls")
-        return await loop.drive(announce=False)
-
-    def _profile_named(self, name: str | None) -> ModelProfile:
-        fallback = self.router.fallback
-        if fallback is not None and name == fallback.name:
-            return fallback
-        return self.router.primary
+        return await self._hooked(
+            loop, "resume", lambda: loop.resume(call_message, approved_ids, rejected, pending))
 
     async def _execute(
-        self, prompt: str, deps: Any, session: Session | None, *, emit: Any, stream: bool,
-        client: GatewayClient | None = None,
+        self, prompt: str, deps: Any, session: Session | None, *, emit: Emit | None,
+        stream: bool, client: GatewayClient | None = None,
     ) -> RunResult[OutputT]:
         if not isinstance(prompt, str):
             raise TypeError(f"prompt must be a str, not {type(prompt).__name__}")
+        async with one_run_at_a_time(session, self.busy_timeout):
+            return await self._execute_held(prompt, deps, session, emit=emit, stream=stream,
+                                            client=client)
+
+    async def _execute_held(
+        self, prompt: str, deps: Any, session: Session | None, *, emit: Emit | None,
+        stream: bool, client: GatewayClient | None,
+    ) -> RunResult[OutputT]:
         history: list[Message] = []
         if session is not None:
             history = in_call_order(await session.get_items())
-        loop: RunLoop[OutputT] = RunLoop(
-            self, client=client or self._client_for_run(), run_id=uuid.uuid4().hex, deps=deps,
-            session=session, history=history, emit=emit, stream=stream,
-        )
-        await self._repair(loop, session)
-        await loop.commit([UserMessage(content=prompt)])
-        return await loop.drive()
+        loop = self._loop(client or self._client_for_run(), deps, session, history, emit,
+                          stream)
 
-    async def _repair(self, loop: RunLoop[OutputT], session: Session | None) -> None:
-        """Make a stored history valid again: calls left without a result by a crash get an
-        'interrupted' result; calls waiting for approval must be resumed first."""
-        call_message, answered = last_tool_step(loop.messages)
-        if call_message is None:
-            return
-        missing = [c for c in call_message.tool_calls or () if c.id not in answered]
-        waiting = [c.id for c in missing if c.function.name in self.registry
-                   and self.registry.get(c.function.name).requires_approval]
-        if waiting:
-            name = session.session_id if session is not None else "?"
-            raise ApprovalError(
-                f"session {name!r} has calls waiting for approval {waiting}: decide them "
-                "with agent.resume(session, approved=[...], rejected={...}) first")
-        if missing:
-            await loop.commit([ToolMessage(tool_call_id=c.id, content=INTERRUPTED_TEXT)
-                               for c in missing])
+        async def body() -> RunResult[OutputT]:
+            await loop.repair()
+            await loop.commit([UserMessage(content=prompt)])
+            return await loop.drive()
+
+        return await self._hooked(loop, "run", body)
+
+
+def _around_tool(hooks: RunHooks | None) -> AroundTool | None:
+    if hooks is None:
+        return None
+
+    def around(ctx: RunContext[Any], tool: Tool, arguments: dict[str, Any],
+               proceed: Callable[[], Awaitable[Any]]) -> Awaitable[Any]:
+        return hooks.on_tool(ToolExecution(ctx, tool, arguments), proceed)
+    return around
 
 
 @dataclass(eq=False)

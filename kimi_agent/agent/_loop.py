@@ -10,15 +10,17 @@ and never leaves a history the gateway would refuse.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import anyio
+from pydantic_core import to_jsonable_python
 
 from kimi_agent._logging import resolve
 from kimi_agent._tokens import estimate_wire_message
 from kimi_agent._usage import RunUsage
 from kimi_agent.agent import _events as ev
+from kimi_agent.agent._hooks import ModelCall
 from kimi_agent.agent._result import (
     PendingApproval,
     RunResult,
@@ -27,16 +29,21 @@ from kimi_agent.agent._result import (
     ToolCallRecord,
 )
 from kimi_agent.errors import (
+    ApprovalError,
+    ConcurrentRunError,
+    EmptyAnswerError,
     GatewayError,
+    InvalidToolCallIdsError,
     MaxStepsExceededError,
     ModelFailedError,
     OutputLengthError,
     OutputValidationError,
     ToolRetriesExceededError,
+    UnusableReplyError,
     UsageLimitExceededError,
 )
 from kimi_agent.models._profiles import ModelProfile
-from kimi_agent.sessions._protocol import Session
+from kimi_agent.sessions._protocol import MemorySession, Session, SessionState
 from kimi_agent.tooling._run_context import RunContext, RunSignals
 from kimi_agent.wire import (
     AssistantMessage,
@@ -50,19 +57,37 @@ from kimi_agent.wire import (
 )
 
 if TYPE_CHECKING:
-    from kimi_agent.agent._agent import Agent
+    from kimi_agent.agent._run_config import RunConfig
     from kimi_agent.gateway._client import GatewayClient
+    from kimi_agent.tooling._tool import ToolRegistry
 
 OutputT = TypeVar("OutputT")
 Emit = Callable[[ev.Event], Awaitable[None]]
 
 
+INTERRUPTED_TEXT = (
+    "工具调用因进程中断而未完成。The tool call was interrupted before it finished and did "
+    "not run to completion; call it again if it is still needed."
+)
+UNKNOWN_OUTCOME_TEXT = (
+    "该操作已获批准并开始执行，但执行结果未能记录，结果未知，请勿重复执行。The approved call "
+    "started but its result was never recorded: its outcome is unknown. Do not call it again; "
+    "tell the user it is being checked."
+)
+APPROVED_KEY = "kimi_agent.approved_calls"
+"""Session state: call ids approved and started but whose result is not yet committed."""
+REJECTED_TEXT = (
+    "该操作已被人工审核拒绝：{reason}。The action was rejected by a human reviewer: {reason}. "
+    "Do not retry it; explain this to the user."
+)
+
+
 class RunLoop(Generic[OutputT]):
-    """The state and steps of one run."""
+    """The state and steps of one run; it reads its agent only through `config`."""
 
     def __init__(
         self,
-        agent: Agent[OutputT],
+        config: RunConfig,
         *,
         client: GatewayClient,
         run_id: str,
@@ -72,7 +97,7 @@ class RunLoop(Generic[OutputT]):
         emit: Emit | None,
         stream: bool,
     ) -> None:
-        self.agent = agent
+        self.config = config
         self.client = client
         self.run_id = run_id
         self.deps = deps
@@ -87,6 +112,9 @@ class RunLoop(Generic[OutputT]):
         self._wire: dict[int, tuple[Message, dict[str, Any], int]] = {}
         self._failures: dict[str, int] = {}
         self._output_retries = 0
+        self._reasked_step = 0
+        self._tail: Message | None = history[-1] if history else None
+        """The newest message this run knows is in the session (to notice other writers)."""
         self._scratch: list[Message] = []
         """Messages sent to the model but not kept (e.g. invalid structured output)."""
 
@@ -101,12 +129,62 @@ class RunLoop(Generic[OutputT]):
         return cached[1], cached[2]
 
     async def commit(self, items: Sequence[Message]) -> None:
-        """Append a completed step to the run and to the session, as one unit."""
-        self.messages.extend(items)
-        self.new_messages.extend(items)
+        """Append a completed step to the run and to the session, as one unit.
+
+        Raises:
+            ConcurrentRunError: another writer appended to the session since this run last
+                read or wrote it (nothing is written then).
+        """
         if self.session is not None:
             with anyio.CancelScope(shield=True):
+                await self._check_unchanged()
                 await self.session.add_items(items)
+        self.messages.extend(items)
+        self.new_messages.extend(items)
+        if items:
+            self._tail = items[-1]
+
+    async def _check_unchanged(self) -> None:
+        session = self.session
+        if session is None or isinstance(session, MemorySession):
+            return  # in this process: runs on it are serialised by the conversation lock
+        newest = await session.get_items(limit=1)
+        latest = newest[-1] if newest else None
+        if (latest is None) != (self._tail is None) or (
+                latest is not None and self._tail is not None
+                and latest.model_dump(exclude_none=True)
+                != self._tail.model_dump(exclude_none=True)):
+            raise ConcurrentRunError(
+                f"session {session.session_id!r} was changed by another run while this one "
+                "was under way; this run stopped before writing. Run again to continue.",
+                messages=self.messages)
+
+    async def repair(self) -> None:
+        """Make a stored history valid again: calls left without a result by a crash get an
+        'interrupted' result; calls waiting for approval must be resumed first.
+
+        Raises:
+            ApprovalError: the last step has calls waiting for a person's decision.
+        """
+        call_message, answered = last_tool_step(self.messages)
+        if call_message is None:
+            return
+        registry = self.config.registry
+        missing = [c for c in call_message.tool_calls or () if c.id not in answered]
+        started = set(await approved_calls(self.session))
+        waiting = [c.id for c in missing if c.function.name in registry
+                   and registry.get(c.function.name).requires_approval
+                   and c.id not in started]
+        if waiting:
+            name = self.session.session_id if self.session is not None else "?"
+            raise ApprovalError(
+                f"session {name!r} has calls waiting for approval {waiting}: decide them "
+                "with agent.resume(session, approved=[...], rejected={...}) first")
+        if missing:
+            await self.commit([
+                ToolMessage(tool_call_id=c.id, content=UNKNOWN_OUTCOME_TEXT if c.id in started
+                            else INTERRUPTED_TEXT) for c in missing])
+            await forget_approved(self.session, [c.id for c in missing])
 
     def _context(self, step: int, model: str) -> RunContext[Any]:
         return RunContext(deps=self.deps, run_id=self.run_id, step=step, model=model,
@@ -115,52 +193,62 @@ class RunLoop(Generic[OutputT]):
     # ------------------------------------------------------------------ requests
 
     def _build(self, profile: ModelProfile) -> bytes:
-        agent = self.agent
+        config = self.config
         history = self.messages + self._scratch if self._scratch else self.messages
         forms = [self._wire_form(m) for m in history]
-        system, system_tokens = agent.system_prompt(profile)
-        fixed = system_tokens + agent.tools_tokens
-        reserve = min(profile.max_output, agent.max_tokens or profile.max_output)
+        system, system_tokens = config.request.system_prompt(profile)
+        tools, tools_tokens = config.request.tools()
+        fixed = system_tokens + tools_tokens
+        reserve = min(profile.max_output, config.max_tokens or profile.max_output)
         budget = profile.context_window - fixed - reserve
         budget -= profile.margin(budget)
         if sum(count for _, count in forms) > budget:
-            history = agent.trim_policy.trim(history, [c for _, c in forms], budget)
+            history = config.trim_policy.trim(history, [c for _, c in forms], budget)
             forms = [self._wire_form(m) for m in history]
         prompt_tokens = fixed + sum(count for _, count in forms)
         body: dict[str, Any] = {
             "model": profile.name,
             "messages": [system, *(wire for wire, _ in forms)] if system else
             [wire for wire, _ in forms],
-            "max_tokens": profile.clamp_max_tokens(prompt_tokens, agent.max_tokens),
+            "max_tokens": profile.clamp_max_tokens(prompt_tokens, config.max_tokens),
         }
-        if agent.tool_schemas:
-            body["tools"] = agent.tool_schemas
-        if agent.output is not None:
-            body["response_format"] = agent.output.response_format(profile)
+        if tools:
+            body["tools"] = tools
+        if config.output is not None:
+            body["response_format"] = config.output.response_format(profile)
         if self.stream:
             body["stream"] = True
         return dumps(body).encode()
 
     def _prompt_estimate(self) -> int:
-        total = self.agent.system_prompt(self.agent.router.primary)[1] + self.agent.tools_tokens
+        request = self.config.request
+        total = request.system_prompt(self.config.router.primary)[1] + request.tools()[1]
         for message in self.messages:
             total += self._wire_form(message)[1]
         return total
 
     async def _model_call(self, step: int) -> tuple[ChatCompletion, ModelProfile, str | None]:
-        agent = self.agent
-        on_fallback = self._on_fallback(step) if self.emit is not None else None
+        hooks = self.config.hooks
         try:
-            if not self.stream:
-                return await agent.router.complete(self.client, self._build,
-                                                   self._prompt_estimate(), on_fallback)
-            return await agent.router.stream(self.client, self._build, self._prompt_estimate(),
-                                             self._on_chunk(step), on_fallback)
+            if hooks is None:
+                return await self._route(step)
+            call = ModelCall(self.run_id, step, self.config.router.primary.name, self.stream,
+                             self.config.max_tokens)
+            return await hooks.on_model_call(call, lambda: self._route(step))
         except GatewayError as error:
             raise ModelFailedError(
                 f"the model call of step {step} failed: {error}",
                 messages=self.messages, cause=error, partial=error.partial,
             ) from error
+
+    async def _route(self, step: int) -> tuple[ChatCompletion, ModelProfile, str | None]:
+        router = self.config.router
+        on_fallback = self._on_fallback(step) if self.emit is not None else None
+        if not self.stream:
+            return await router.complete(self.client, self._build, self._prompt_estimate(),
+                                         on_fallback)
+        return await router.stream(self.client, self._build, self._prompt_estimate(),
+                                   self._on_chunk(step), on_fallback)
 
     def _on_fallback(self, step: int) -> Callable[[str, str, str], Awaitable[None]]:
         async def on_fallback(source: str, target: str, reason: str) -> None:
@@ -184,24 +272,26 @@ class RunLoop(Generic[OutputT]):
 
     async def drive(self, *, announce: bool = True) -> RunResult[OutputT]:
         """Ask, run tools, repeat until an answer; `announce` emits `RunStarted` first."""
-        agent = self.agent
+        config = self.config
         if announce and self.emit is not None:
-            await self.emit(ev.RunStarted(self.run_id, agent.router.primary.name))
+            await self.emit(ev.RunStarted(self.run_id, config.router.primary.name))
         while True:
             step = len(self.steps) + 1
-            if step > agent.max_steps:
+            if step > config.max_steps:
                 raise MaxStepsExceededError(
-                    f"the model was still calling tools after {agent.max_steps} steps",
+                    f"the model was still calling tools after {config.max_steps} steps",
                     messages=self.messages)
-            if agent.usage_limits.would_exceed_requests(self.usage):
+            if config.usage_limits.would_exceed_requests(self.usage):
                 raise UsageLimitExceededError(
-                    f"the run reached its limit of {agent.usage_limits.request_limit} requests",
-                    messages=self.messages)
+                    f"the run reached its limit of {config.usage_limits.request_limit} "
+                    "requests", messages=self.messages)
             started = time.perf_counter()
             completion, profile, reason = await self._model_call(step)
             self.usage.add(completion.usage)
             message = completion.message
             message.model = profile.name
+            if self._unusable(message, completion.finish_reason, step, profile.name):
+                continue
             record = StepRecord(
                 index=step, model=profile.name, finish_reason=completion.finish_reason,
                 text=message.text, reasoning=message.reasoning_content or "",
@@ -210,7 +300,7 @@ class RunLoop(Generic[OutputT]):
             )
             self.steps.append(record)
             self._log_step(record)
-            exceeded = agent.usage_limits.exceeded(self.usage)
+            exceeded = config.usage_limits.exceeded(self.usage)
             if message.tool_calls:
                 status = await self._tool_step(message, message.tool_calls, profile, record)
                 if exceeded:
@@ -224,23 +314,65 @@ class RunLoop(Generic[OutputT]):
             if output is not _RETRY:
                 return await self._finish("completed", output, completion.finish_reason)
 
+    def _unusable(self, message: AssistantMessage, finish_reason: str | None, step: int,
+                  model: str) -> bool:
+        """True when the reply cannot be committed and is asked again (once per step).
+
+        Raises:
+            InvalidToolCallIdsError, EmptyAnswerError: the second reply of the step could
+                not be used either.
+        """
+        calls = message.tool_calls
+        if calls:
+            ids = [c.id for c in calls]
+            if all(ids) and len(set(ids)) == len(ids):
+                return False
+            error: type[UnusableReplyError] = InvalidToolCallIdsError
+            what = f"tool calls with duplicate or empty ids {ids!r}"
+        elif message.text or finish_reason == "length":
+            return False
+        else:
+            error, what = EmptyAnswerError, "neither text nor tool calls"
+        log = resolve(self.config.logger)
+        if log is not None:
+            log.warning("unusable_reply", run_id=self.run_id, step=step, model=model,
+                        problem=what, retried=self._reasked_step != step)
+        if self._reasked_step == step:
+            raise error(f"the model's reply in step {step} had {what} twice; nothing of it "
+                        "was stored", messages=self.messages)
+        self._reasked_step = step
+        return True
+
     async def _tool_step(
         self, message: AssistantMessage | None, calls: list[ToolCall], profile: ModelProfile,
         record: StepRecord, approved: frozenset[str] = frozenset(),
+        decided: Sequence[ToolCallRecord] = (), call_order: Sequence[str] = (),
     ) -> RunStatus | None:
         """Run the calls of a reply and commit the step (with `message` unless it is None,
-        i.e. already committed); returns the status that ends the run, if any."""
+        i.e. already committed); returns the status that ends the run, if any.
+
+        A fresh step runs every call of the reply; a resumed step (`message` None) runs the
+        approved calls and adds `decided`, the records of calls a person rejected. Both go
+        through here, so failures are counted and results ordered the same way."""
         ctx = self._context(record.index, profile.name)
-        records = await self.agent.executor.execute(
+        records = await self.config.executor.execute(
             calls, ctx, parallel=profile.parallel_tool_calls,
             on_call=self._on_call(record.index) if self.emit is not None else None,
             skip_approval=approved,
         )
+        if decided:
+            for refusal in decided:
+                if self.emit is not None:
+                    await self.emit(ev.ToolCallFinished(record.index, refusal))
+            rank = {call_id: i for i, call_id in enumerate(call_order)}
+            records = sorted([*records, *decided], key=lambda r: rank[r.call_id])
         record.tool_calls.extend(records)
         step_messages: list[Message] = [] if message is None else [message]
         step_messages.extend(tool_message(r) for r in records if r.status != "pending_approval")
         self._scratch.clear()
         await self.commit(step_messages)
+        if message is None:
+            self.messages[:] = in_call_order(self.messages)
         if self.emit is not None:
             await self.emit(ev.StepFinished(record))
         self._count_failures(records)
@@ -249,6 +381,36 @@ class RunLoop(Generic[OutputT]):
         if self.signals.handoff is not None:
             return "handoff"
         return None
+
+    async def resume(self, call_message: AssistantMessage, approved: frozenset[str],
+                     rejected: dict[str, str], pending: dict[str, PendingApproval]
+                     ) -> RunResult[OutputT]:
+        """Finish the step that waited for approval, then go on as a fresh run would: the
+        approved calls run, the rejected ones answer the model with the reason."""
+        profile = self.config.profile_named(call_message.model)
+        if self.emit is not None:
+            await self.emit(ev.RunStarted(self.run_id, profile.name))
+        record = StepRecord(index=1, model=profile.name, finish_reason="tool_calls")
+        self.steps.append(record)
+        calls = [c for c in call_message.tool_calls or () if c.id in approved]
+        refusals = [
+            ToolCallRecord(call_id=call_id, name=pending[call_id].tool,
+                           arguments=pending[call_id].raw_arguments, status="rejected",
+                           result=REJECTED_TEXT.format(reason=reason))
+            for call_id, reason in rejected.items()
+        ]
+        order = [c.id for c in call_message.tool_calls or ()]
+        # At most once: the decision is recorded before the approved calls run, and their
+        # execution and the commit of their results are shielded from cancellation (a
+        # client that goes away, Ctrl-C) — a timeout still bounds each call.
+        await remember_approved(self.session, [c.id for c in calls])
+        with anyio.CancelScope(shield=bool(calls)):
+            status = await self._tool_step(None, calls, profile, record, approved, refusals,
+                                           order)
+            await forget_approved(self.session, [c.id for c in calls])
+        if status is not None:
+            return await self._finish(status, None, "tool_calls")
+        return await self.drive(announce=False)
 
     def _on_call(self, step: int) -> Callable[[str, Any], Awaitable[None]]:
         async def on_call(phase: str, item: Any) -> None:
@@ -265,7 +427,7 @@ class RunLoop(Generic[OutputT]):
         for r in records:
             if r.status == "error":
                 self._failures[r.name] = self._failures.get(r.name, 0) + 1
-                if self._failures[r.name] > self.agent.tool_retries:
+                if self._failures[r.name] > self.config.tool_retries:
                     raise ToolRetriesExceededError(
                         f"the model's calls to tool {r.name!r} failed "
                         f"{self._failures[r.name]} times in a row; last error: {r.error}",
@@ -281,14 +443,14 @@ class RunLoop(Generic[OutputT]):
                 "the reply stopped at max_tokens before any answer (the reasoning used the "
                 "whole budget); raise max_tokens or simplify the request",
                 messages=self.messages)
-        spec = self.agent.output
+        spec = self.config.output
         if spec is None:
             await self._commit_answer(message, record)
             return message.text
         try:
             output = spec.validate(message.text)
         except ValueError as error:
-            if self._output_retries >= self.agent.output_retries:
+            if self._output_retries >= self.config.output_retries:
                 raise OutputValidationError(
                     f"the structured output stayed invalid after {self._output_retries} "
                     f"corrections: {error}", messages=self.messages, errors=error) from None
@@ -310,13 +472,13 @@ class RunLoop(Generic[OutputT]):
                       ) -> RunResult[OutputT]:
         """The result; a run that stopped for approval or hand-off has no answer: "" for a
         text agent, None for structured output."""
-        if output is None and self.agent.output is None:
+        if output is None and self.config.output is None:
             output = ""
         result: RunResult[OutputT] = RunResult(
             output=output,
             run_id=self.run_id, messages=self.messages, new_messages=self.new_messages,
             usage=self.usage, steps=self.steps, status=status,
-            pending_approvals=pending_approvals(self.messages, self.agent) if
+            pending_approvals=pending_approvals(self.messages, self.config.registry) if
             status == "pending_approval" else [],
             handoff=self.signals.handoff, finish_reason=finish_reason,
         )
@@ -325,7 +487,7 @@ class RunLoop(Generic[OutputT]):
         return result
 
     def _log_step(self, record: StepRecord) -> None:
-        log = resolve(self.agent.logger)
+        log = resolve(self.config.logger)
         if log is None:
             return
         usage = record.usage
@@ -350,18 +512,46 @@ def tool_message(record: ToolCallRecord) -> ToolMessage:
     return ToolMessage(tool_call_id=record.call_id, content=record.result)
 
 
-def pending_approvals(messages: Sequence[Message], agent: Agent[Any]) -> list[PendingApproval]:
-    """Calls of the last tool step that have no result yet and wait for a person."""
+async def approved_calls(session: Session | None) -> list[str]:
+    """Calls approved and started whose results are not committed yet (none without a
+    session that keeps state)."""
+    if not isinstance(session, SessionState):
+        return []
+    return list(await session.get_state(APPROVED_KEY) or [])
+
+
+async def remember_approved(session: Session | None, call_ids: Sequence[str]) -> None:
+    if call_ids and isinstance(session, SessionState):
+        with anyio.CancelScope(shield=True):
+            known = await approved_calls(session)
+            await session.set_state(APPROVED_KEY, [*known, *(i for i in call_ids
+                                                             if i not in known)])
+
+
+async def forget_approved(session: Session | None, call_ids: Sequence[str]) -> None:
+    if call_ids and isinstance(session, SessionState):
+        with anyio.CancelScope(shield=True):
+            known = await approved_calls(session)
+            if any(i in known for i in call_ids):
+                rest = [i for i in known if i not in call_ids]
+                await session.set_state(APPROVED_KEY, rest or None)
+
+
+def pending_approvals(messages: Sequence[Message], registry: ToolRegistry,
+                      started: Collection[str] = ()) -> list[PendingApproval]:
+    """Calls of the last tool step that have no result yet and wait for a person
+    (`started`: approved calls already running or in doubt, which wait for nobody)."""
     call_message, answered = last_tool_step(messages)
     if call_message is None:
         return []
     pending = []
     for call in call_message.tool_calls or ():
-        if call.id in answered:
+        if call.id in answered or call.id in started:
             continue
         try:
-            arguments = agent.registry.get(call.function.name).parse_arguments(
-                call.function.arguments)
+            # JSON-safe (a pydantic-model argument becomes its dict): for people and UIs
+            arguments = to_jsonable_python(registry.get(call.function.name).parse_arguments(
+                call.function.arguments))
         except Exception:
             arguments = {}
         pending.append(PendingApproval(call.id, call.function.name, arguments,
@@ -370,11 +560,16 @@ def pending_approvals(messages: Sequence[Message], agent: Agent[Any]) -> list[Pe
 
 
 def in_call_order(messages: list[Message]) -> list[Message]:
-    """The history with each step's tool results in the order of its calls.
+    """The history as the gateway must see it: each step's tool results in the order of its
+    calls, exactly one result per call.
 
     A step resumed after an approval stores the approved results after the ones that ran at
-    once; Kimi expects results in call order, so they are put back in order before sending.
-    Returns `messages` itself when nothing needs to move (the common case).
+    once, so results are put back in call order. A step in the middle of the history whose
+    calls lack results (two runs raced on a session, or an older store) gets an 'interrupted'
+    result for each missing one, and a result for no call of its step is left out: the
+    gateway refuses both, and every later run would fail. The last step is left as it is
+    (its calls may be waiting for approval; `RunLoop.repair` settles it). Nothing stored is
+    changed. Returns `messages` itself when nothing needs to change (the common case).
     """
     out: list[Message] | None = None
     i, n = 0, len(messages)
@@ -382,19 +577,43 @@ def in_call_order(messages: list[Message]) -> list[Message]:
         message = messages[i]
         i += 1
         if not (isinstance(message, AssistantMessage) and message.tool_calls):
+            if out is not None:
+                out.append(message)
             continue
         start = i
         while i < n and isinstance(messages[i], ToolMessage):
             i += 1
         results = [m for m in messages[start:i] if isinstance(m, ToolMessage)]
-        order = {call.id: k for k, call in enumerate(message.tool_calls)}
-        ranks = [order.get(m.tool_call_id, len(order)) for m in results]
-        if ranks != sorted(ranks):
-            if out is None:
-                out = list(messages)
-            out[start:i] = [m for _, m in sorted(zip(ranks, results, strict=True),
-                                                 key=lambda pair: pair[0])]
+        fixed = _step_results(message.tool_calls, results, at_end=i == n)
+        if fixed is not None and out is None:
+            out = list(messages[:start - 1])
+        if out is not None:
+            out.append(message)
+            out.extend(results if fixed is None else fixed)
     return messages if out is None else out
+
+
+def _step_results(calls: list[ToolCall], results: list[ToolMessage], *, at_end: bool
+                  ) -> list[ToolMessage] | None:
+    """The results of one step fixed as `in_call_order` says, or None when they are fine."""
+    order = {call.id: k for k, call in enumerate(calls)}
+    ranks = [order.get(m.tool_call_id, -1) for m in results]
+    complete = len(results) == len(calls)
+    if -1 not in ranks and ranks == sorted(ranks) and len(set(ranks)) == len(ranks) and (
+            complete or at_end):
+        return None
+    by_call: dict[str, ToolMessage] = {}
+    for m in results:
+        if m.tool_call_id in order:
+            by_call.setdefault(m.tool_call_id, m)
+    fixed = []
+    for call in calls:
+        found = by_call.get(call.id)
+        if found is not None:
+            fixed.append(found)
+        elif not at_end:
+            fixed.append(ToolMessage(tool_call_id=call.id, content=INTERRUPTED_TEXT))
+    return fixed
 
 
 def last_tool_step(messages: Sequence[Message]) -> tuple[AssistantMessage | None, set[str]]:

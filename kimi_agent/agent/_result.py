@@ -36,7 +36,11 @@ class StepRecord:
 
 @dataclass(frozen=True, slots=True)
 class PendingApproval:
-    """A call to a `requires_approval` tool that waits for a person's decision."""
+    """A call to a `requires_approval` tool that waits for a person's decision.
+
+    `arguments` are the validated arguments in JSON form (ready to show or send to a UI);
+    `raw_arguments` is the model's JSON string as it sent it.
+    """
 
     call_id: str
     tool: str

@@ -177,7 +177,7 @@ def run_chat(args: argparse.Namespace, *, stdin: TextIO | None = None,
 def _registry(args: argparse.Namespace) -> ToolRegistry:
     if not getattr(args, "tools", None):
         return ToolRegistry()
-    from kimi_agent.cli._main import load_tools
+    from kimi_agent.cli._loader import load_tools
 
     registry: ToolRegistry = load_tools(args.tools)
     return registry

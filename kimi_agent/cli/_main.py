@@ -11,12 +11,10 @@ Sub-commands import what they need when they run, so `kimi-agent --help` stays i
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
 
 from kimi_agent.errors import KimiAgentError
 
@@ -63,34 +61,9 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def load_tools(target: str) -> Any:
-    """The tools named by `MODULE[:ATTR]` as a `ToolRegistry`.
-
-    Without `ATTR`, every `Tool` defined at the module's top level is taken (a `ToolRegistry`
-    there is taken whole). Raises `ValueError` naming what was not found.
-    """
-    from kimi_agent.tooling._tool import Tool, ToolRegistry
-
-    module_name, _, attr = target.partition(":")
-    if module_name.endswith(".py"):
-        raise ValueError(f"give a module name, not a file: {module_name[:-3].replace('/', '.')}")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as error:
-        raise ValueError(f"cannot import module {module_name!r}: {error}") from None
-    if attr:
-        try:
-            value = getattr(module, attr)
-        except AttributeError:
-            raise ValueError(f"module {module_name!r} has no attribute {attr!r}") from None
-        return ToolRegistry.of(value)
-    found = [v for v in vars(module).values() if isinstance(v, Tool | ToolRegistry)]
-    if not found:
-        raise ValueError(f"module {module_name!r} defines no tools (decorate them with @tool)")
-    return ToolRegistry.of(found)
-
-
 def _tools(args: argparse.Namespace) -> int:
+    from kimi_agent.cli._loader import load_tools
+
     registry = load_tools(args.target)
     print(json.dumps(registry.schemas(), ensure_ascii=False, indent=2))
     return 0

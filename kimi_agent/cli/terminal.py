@@ -87,7 +87,7 @@ def format_call(name: str, arguments: str | dict[str, Any]) -> str:
         arguments = parsed
     parts = []
     for key, value in arguments.items():
-        shown = json.dumps(value, ensure_ascii=False)
+        shown = json.dumps(value, ensure_ascii=False, default=str)
         parts.append(f"{key}={_shorten(shown)}")
     return f"{name}({', '.join(parts)})"
 

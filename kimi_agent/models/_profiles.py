@@ -1,8 +1,9 @@
 """Model profiles: what each model accepts, so requests are shaped before they are sent.
 
-The two built-in profiles carry the figures of DESIGN.md §4 and the gateway's pages. A
-`ModelProfiles` registry maps names to profiles; `DEFAULT_PROFILES` holds the built-ins and
-users may add their own, or build a private registry when they want no shared state.
+The two built-in profiles carry the figures of the gateway's model pages
+(docs/wire/gateway.md). A `ModelProfiles` registry maps names to profiles; `DEFAULT_PROFILES`
+holds the built-ins and users may add their own, or build a private registry when they want no
+shared state.
 """
 
 from __future__ import annotations

@@ -7,9 +7,9 @@
 
 from __future__ import annotations
 
-from kimi_agent.sessions._protocol import MemorySession, Session
+from kimi_agent.sessions._protocol import MemorySession, Session, SessionState
 from kimi_agent.sessions._sqlite import SQLiteSession, SQLiteStore, enable_wal
 from kimi_agent.sessions._trim import KeepRecentTurns, TrimPolicy
 
 __all__ = ["KeepRecentTurns", "MemorySession", "SQLiteSession", "SQLiteStore", "Session",
-           "TrimPolicy", "enable_wal"]
+           "SessionState", "TrimPolicy", "enable_wal"]

@@ -10,7 +10,7 @@ transaction loses at most the step in flight. Messages keep everything the wire 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import anyio
 
@@ -19,7 +19,7 @@ from kimi_agent.wire import Message
 if TYPE_CHECKING:
     from kimi_agent.sessions._sqlite import SQLiteSession
 
-__all__ = ["MemorySession", "SQLiteSession", "Session"]
+__all__ = ["MemorySession", "SQLiteSession", "Session", "SessionState"]
 
 
 @runtime_checkable
@@ -45,12 +45,31 @@ class Session(Protocol):
         ...
 
 
+@runtime_checkable
+class SessionState(Protocol):
+    """A session that also keeps small named values beside the conversation (optional).
+
+    The agent uses it for what must survive a process: the decision on an approved call,
+    recorded before the call runs (so it never runs twice), and which agent holds the
+    conversation. Values are JSON-serialisable; `None` deletes the key.
+    """
+
+    async def get_state(self, key: str) -> Any:
+        """The value stored under `key`, or None."""
+        ...
+
+    async def set_state(self, key: str, value: Any) -> None:
+        """Store `value` under `key` (None deletes it), atomically."""
+        ...
+
+
 class MemorySession:
     """A session in this process's memory: for tests, scripts and short-lived bots."""
 
     def __init__(self, session_id: str = "default", items: Sequence[Message] = ()) -> None:
         self.session_id = session_id
         self._items: list[Message] = list(items)
+        self._state: dict[str, Any] = {}
         self._lock = anyio.Lock()
 
     def __repr__(self) -> str:
@@ -73,6 +92,16 @@ class MemorySession:
     async def clear_session(self) -> None:
         async with self._lock:
             self._items.clear()
+            self._state.clear()
+
+    async def get_state(self, key: str) -> Any:
+        return self._state.get(key)
+
+    async def set_state(self, key: str, value: Any) -> None:
+        if value is None:
+            self._state.pop(key, None)
+        else:
+            self._state[key] = value
 
 
 def __getattr__(name: str) -> object:

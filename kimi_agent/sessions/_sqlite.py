@@ -32,7 +32,8 @@ Concurrency, and why this design:
 
 Schema (created on first use; `PRAGMA user_version` records its version):
 `sessions(session_id PRIMARY KEY, created_at, updated_at)` and
-`messages(session_id, seq, role, json, created_at)`. `json` is the message as
+`messages(session_id, seq, role, json, created_at)` and `session_state(session_id, key, json)`
+(version 2; a version-1 file gains the table on first use). `json` is the message as
 `model_dump(mode="json")` gives it, with Chinese text kept as is (`ensure_ascii=False`):
 `reasoning_content`, tool-call ids byte for byte, the answering `model`, and any extra field
 the gateway sent. There is no module-level state: everything lives in the store object.
@@ -68,7 +69,8 @@ from kimi_agent.wire import (
 
 __all__ = ["SCHEMA_VERSION", "SQLiteSession", "SQLiteStore", "enable_wal"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""1: sessions and messages; 2: adds `session_state` (small named values per session)."""
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
     session_id TEXT PRIMARY KEY,
@@ -82,6 +84,12 @@ CREATE TABLE IF NOT EXISTS messages (
     json TEXT NOT NULL,
     created_at TEXT NOT NULL,
     PRIMARY KEY (session_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS session_state (
+    session_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    json TEXT NOT NULL,
+    PRIMARY KEY (session_id, key)
 ) WITHOUT ROWID;
 """
 _MESSAGE_TYPES = (SystemMessage, UserMessage, AssistantMessage, ToolMessage)
@@ -221,6 +229,8 @@ class SQLiteStore:
         def job(connection: sqlite3.Connection) -> None:
             with _write(connection):
                 connection.execute("DELETE FROM messages WHERE session_id = ?", (session_id,))
+                connection.execute("DELETE FROM session_state WHERE session_id = ?",
+                                   (session_id,))
                 connection.execute("DELETE FROM sessions WHERE session_id = ?", (session_id,))
         await self.run(f"delete session {session_id!r}", job)
 
@@ -259,6 +269,14 @@ class SQLiteSession:
     @property
     def path(self) -> str:
         return self.store.path
+
+    @property
+    def conversation_key(self) -> tuple[str, str]:
+        """Names this conversation across session objects: the database file and the id
+        (runs on the same key are serialised in-process)."""
+        path = self.store.path
+        where = f"memory:{id(self.store)}" if path == ":memory:" else os.path.realpath(path)
+        return (where, self.session_id)
 
     # ------------------------------------------------------------------ the protocol
 
@@ -333,6 +351,37 @@ class SQLiteSession:
     async def clear_session(self) -> None:
         """Forget the whole conversation (its messages and its row in `sessions`)."""
         await self.store.delete_session(self.session_id)
+
+    async def get_state(self, key: str) -> Any:
+        """The value stored under `key` for this session, or None."""
+        session_id = self.session_id
+
+        def job(connection: sqlite3.Connection) -> Any:
+            row = connection.execute(
+                "SELECT json FROM session_state WHERE session_id = ? AND key = ?",
+                (session_id, key)).fetchone()
+            return None if row is None else json.loads(row[0])
+
+        return await self.store.run(f"read state {key!r} of session {session_id!r}", job)
+
+    async def set_state(self, key: str, value: Any) -> None:
+        """Store `value` (JSON-serialisable) under `key`; None deletes it. One transaction."""
+        session_id = self.session_id
+        text = None if value is None else dumps(value)
+
+        def job(connection: sqlite3.Connection) -> None:
+            with _write(connection):
+                if text is None:
+                    connection.execute(
+                        "DELETE FROM session_state WHERE session_id = ? AND key = ?",
+                        (session_id, key))
+                else:
+                    connection.execute(
+                        "INSERT INTO session_state (session_id, key, json) VALUES (?, ?, ?) "
+                        "ON CONFLICT (session_id, key) DO UPDATE SET json = excluded.json",
+                        (session_id, key, text))
+
+        await self.store.run(f"write state {key!r} of session {session_id!r}", job)
 
     # ------------------------------------------------------------------ lifecycle
 

@@ -20,11 +20,16 @@ from kimi_agent._logging import EventLogger, resolve
 from kimi_agent.errors import ToolCallError, ToolTimeoutError
 from kimi_agent.tooling._records import ToolCallRecord
 from kimi_agent.tooling._run_context import RunContext
-from kimi_agent.tooling._tool import ToolRegistry, format_result
+from kimi_agent.tooling._tool import Tool, ToolRegistry, format_result
 from kimi_agent.wire import ToolCall
 
 OnCall = Callable[[str, Any], Awaitable[None]]
 """Called with ("started", ToolCall) and ("finished", ToolCallRecord) as calls progress."""
+
+AroundTool = Callable[[RunContext[Any], Tool, dict[str, Any], Callable[[], Awaitable[Any]]],
+                     Awaitable[Any]]
+"""Wraps one tool execution (tracing, durable execution): gets the call's context, the tool,
+its validated arguments and `proceed`; returns what `proceed` returns."""
 
 APPROVAL_PENDING_TEXT = "waiting for human approval"
 
@@ -39,6 +44,7 @@ class ToolExecutor:
         max_parallel: int = 16,
         default_timeout: float | None = 60.0,
         logger: EventLogger | None = None,
+        around: AroundTool | None = None,
     ) -> None:
         if max_parallel < 1:
             raise ValueError("max_parallel must be at least 1")
@@ -46,6 +52,7 @@ class ToolExecutor:
         self.max_parallel = max_parallel
         self.default_timeout = default_timeout
         self._logger = logger
+        self._around = around
 
     async def execute(
         self,
@@ -146,12 +153,14 @@ class ToolExecutor:
             else:
                 timeout = tool.timeout if tool.timeout is not None else self.default_timeout
                 call_ctx = ctx.for_call(name, call.id)
+                run = tool.run(kwargs, call_ctx) if self._around is None else self._around(
+                    call_ctx, tool, kwargs, lambda: tool.run(kwargs, call_ctx))
                 if timeout is None or not own_timeout:
-                    value = await tool.run(kwargs, call_ctx)
+                    value = await run
                 else:
                     try:
                         with anyio.fail_after(timeout):
-                            value = await tool.run(kwargs, call_ctx)
+                            value = await run
                     except TimeoutError:
                         raise ToolTimeoutError(name, timeout_message(name, timeout)) from None
                 record.result = format_result(value)

@@ -177,11 +177,24 @@ async def test_a_silent_stream_is_an_idle_timeout_with_partial_text() -> None:
     assert caught.value.partial.message.content == "从前有座山，山里"
 
 
-async def test_silent_before_headers_is_a_headers_timeout_then_retried() -> None:
+async def test_silent_before_headers_is_a_headers_timeout_not_retried_by_default() -> None:
     sleeps = Sleeps()
     server = ScriptedServer([Answer(silent=True), answer_ok("终于", streamed=True)])
     async with server.serve() as url, GatewayClient(url, KEY, headers_timeout=0.3,
                                                    retry=policy(sleeps)) as client:
+        with pytest.raises(GatewayTimeoutError) as caught:
+            async with client.stream(request()) as stream:
+                _ = [c async for c in stream]
+    assert caught.value.phase == "headers" and len(server.requests) == 1
+    assert sleeps.calls == [], "the other model is tried next, not this one again"
+
+
+async def test_timeout_retries_can_be_allowed() -> None:
+    sleeps = Sleeps()
+    server = ScriptedServer([Answer(silent=True), answer_ok("终于", streamed=True)])
+    async with server.serve() as url, GatewayClient(
+            url, KEY, headers_timeout=0.3,
+            retry=policy(sleeps, max_timeout_retries=1)) as client:
         async with client.stream(request()) as stream:
             _ = [c async for c in stream]
     assert stream.completion.message.content == "终于"

@@ -3,9 +3,12 @@
 Only errors whose type says a retry can help (`GatewayError.retryable`) are retried, each kind
 by its own rule:
 
-- 5xx, busy 429s, time-outs, dropped connections, streams cut early: exponential backoff from
-  `base_delay` (1 s) with jitter, at most `max_retries` retries (3: 4 attempts in all), the
-  gateway's own rule for 5xx since it already retried upstream.
+- 5xx, busy 429s, streams cut early: exponential backoff from `base_delay` (1 s) with jitter,
+  at most `max_retries` retries (3: 4 attempts in all), the gateway's own rule for 5xx since it
+  already retried upstream.
+- A failed or dropped connection: `max_connection_retries` (1) retry, then the other model.
+- A time-out: `max_timeout_retries` (0) retries: a silent gateway already cost the whole wait,
+  so the other model is tried at once.
 - The account's concurrency cap (429 `concurrency_limit`): a short jittered wait of 1-3 s
   (`concurrency_delay`), up to `max_concurrency_retries` times; it clears as requests finish.
 - A key's spend cap (429 with a reset time): wait until `reset_at` when that falls within the
@@ -30,7 +33,9 @@ import anyio
 from kimi_agent.errors import (
     ConcurrencyLimitError,
     EmptyReplyError,
+    GatewayConnectionError,
     GatewayError,
+    GatewayTimeoutError,
     SpendCapError,
 )
 from kimi_agent.gateway._headers import parse_retry_after
@@ -52,7 +57,9 @@ class RetryPolicy:
     n-th wait; the wait is drawn between half the ceiling and the ceiling.
     `max_retry_after`: the longest `Retry-After` we accept; a longer one ends the retries.
     `concurrency_delay`: the (low, high) range of the wait after a concurrency-cap 429;
-    `max_concurrency_retries` bounds those retries. `wait_for_spend_cap`: whether a spend cap
+    `max_concurrency_retries` bounds those retries. `max_connection_retries` and
+    `max_timeout_retries` bound the retries of failed connections and of time-outs on one
+    model (the router then tries the other). `wait_for_spend_cap`: whether a spend cap
     that resets within the deadline is waited for. `max_empty_retries`: retries of a stream
     that gave no choice. `deadline`: seconds from the first attempt after which no new attempt
     starts (and no wait may end).
@@ -67,6 +74,8 @@ class RetryPolicy:
     max_concurrency_retries: int = 10
     wait_for_spend_cap: bool = True
     max_empty_retries: int = 1
+    max_connection_retries: int = 1
+    max_timeout_retries: int = 0
     sleep: Sleep = field(default=anyio.sleep, repr=False, compare=False)
     random: Callable[[], float] = field(default=random.random, repr=False, compare=False)
     clock: Callable[[], float] = field(default=time.monotonic, repr=False, compare=False)
@@ -93,11 +102,18 @@ class RetryPolicy:
             low, high = self.concurrency_delay
             jittered = low + (high - low) * float(self.random())
             return self._honour_retry_after(error, jittered)
-        limit = self.max_empty_retries if isinstance(error, EmptyReplyError) else (
-            self.max_retries)
-        if retry_index >= limit:
+        if retry_index >= self._limit(error):
             return None
         return self._honour_retry_after(error, self.backoff(retry_index))
+
+    def _limit(self, error: GatewayError) -> int:
+        if isinstance(error, EmptyReplyError):
+            return self.max_empty_retries
+        if isinstance(error, GatewayTimeoutError):
+            return min(self.max_timeout_retries, self.max_retries)
+        if isinstance(error, GatewayConnectionError):
+            return min(self.max_connection_retries, self.max_retries)
+        return self.max_retries
 
     def _honour_retry_after(self, error: GatewayError, default: float) -> float | None:
         if error.retry_after is None:
@@ -123,6 +139,10 @@ def retry_family(error: GatewayError) -> str:
         return "concurrency"
     if isinstance(error, EmptyReplyError):
         return "empty"
+    if isinstance(error, GatewayTimeoutError):
+        return "timeout"
+    if isinstance(error, GatewayConnectionError):
+        return "connection"
     return "transient"
 
 

@@ -197,7 +197,11 @@ class GatewayClient:
         return self.stream_body(model, body)
 
     def stream_body(self, model: str, body: bytes) -> ChatStream:
-        """`stream` for a body already encoded with `"stream": true`."""
+        """`stream` for a body already encoded with `"stream": true`.
+
+        Raises:
+            GatewayError: while iterating, as `stream`.
+        """
         return ChatStream(self._transport, model, body)
 
 

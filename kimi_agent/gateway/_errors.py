@@ -255,7 +255,6 @@ def error_from_response(
     """The typed error for an error answer: an HTTP error status, or (status None) an error
     frame inside a 200 stream. `request_id` is a known id to fall back on (the stream's)."""
     info = parse_error_body(body)
-    status = status if status is not None else None
     cls = classify(info, status)
     call = call_info(headers, model=model or "", status=status or info.status, stream=stream,
                      body_id=info.body_id or request_id)

@@ -14,6 +14,8 @@ from typing import Any
 
 import anyio
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import kimi_agent
 from kimi_agent import Agent, ConcurrencyLimiter, FairLimiter, GatewayClient, RetryPolicy
@@ -347,3 +349,21 @@ def test_public_gateway_calls_document_what_they_raise() -> None:
                      GatewayClient.stream, GatewayClient.encode, GatewayClient,
                      FairLimiter):
         assert "Raises:" in (inspect.getdoc(function) or ""), function
+
+
+@given(st.one_of(st.none(), st.integers(min_value=100, max_value=599)),
+       st.one_of(st.binary(max_size=200), st.text(max_size=200),
+                 st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+                              lambda inner: st.lists(inner, max_size=3)
+                              | st.dictionaries(st.sampled_from(
+                                  ["error", "message", "type", "code", "metadata", "raw",
+                                   "detail", "id", "status"]), inner, max_size=4),
+                              max_leaves=12)))
+def test_any_error_body_gives_a_typed_error_and_never_raises(status: int | None,
+                                                             body: Any) -> None:
+    from kimi_agent.gateway._errors import error_from_response
+
+    raw = body if isinstance(body, bytes | str) else json.dumps(body)
+    error = error_from_response(status, {"x-ratelimit-reset": "x"}, raw, model="kimi-k2-6")
+    assert isinstance(error, GatewayError) and error.message
+    assert str(error)

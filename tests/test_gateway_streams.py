@@ -235,3 +235,15 @@ def test_sse_parser_reads_any_split_and_line_ending(
         seen += parser.feed(decoder.decode(part))
     seen += parser.feed(decoder.decode(b"", final=True))
     assert seen == datas
+
+
+async def test_a_server_that_ignores_stream_true_is_tolerated() -> None:
+    server = ScriptedServer([answer_ok("一次性回答", streamed=False,
+                                       headers={"X-Quota-Remaining-Credits": "12"})])
+    async with server.serve() as url, GatewayClient(url, KEY) as client:
+        async with client.stream(request()) as stream:
+            chunks = [c async for c in stream]
+    assert len(chunks) == 1
+    assert stream.completion.message.content == "一次性回答"
+    assert stream.call_info is not None and stream.call_info.quota_remaining_credits == 12
+    assert server.connections == 1

@@ -199,7 +199,7 @@ class ChatStream:
         from kimi_agent.gateway._client import parse_completion
 
         response = exchange.response
-        content = b"".join([part async for part in exchange.chunks])
+        content = await self._transport.read_body(exchange, self.model)
         completion = parse_completion(content, response.headers, self.model, final=False)
         message = completion.message
         return ChatCompletionChunk(

@@ -173,6 +173,26 @@ class Transport:
             raise self._transport_error(exc, model, "idle", request_id,
                                         limit=self.timeouts.idle) from None
 
+    async def read_body(self, exchange: Exchange, model: str) -> bytes:
+        """The whole body of an open response, each wait bounded by the idle time-out (a
+        server that ignored `stream: true` and answers with one JSON body).
+
+        Raises:
+            GatewayTimeoutError: the body went silent (`phase="idle"`).
+            GatewayConnectionError: the connection failed while reading.
+        """
+        parts: list[bytes] = []
+        try:
+            while (part := await _sse.next_bytes(exchange.chunks, self.timeouts.idle)) is not None:
+                parts.append(part)
+        except _sse.IdleTimeout:
+            raise GatewayTimeoutError(
+                _timeout_message("idle", self.timeouts.idle), phase="idle", model=model,
+            ) from None
+        except _FAILURES as exc:
+            raise self._transport_error(exc, model, "idle", limit=self.timeouts.idle) from None
+        return b"".join(parts)
+
     # ------------------------------------------------------------------ retries
 
     async def with_retries(self, model: str, attempt: Callable[[], Awaitable[T]]) -> T:

@@ -31,6 +31,7 @@ from kimi_agent.errors import (
 from kimi_agent.gateway._assembler import StreamAssembler
 from kimi_agent.gateway._errors import error_from_response
 from kimi_agent.gateway._headers import call_info, request_ids
+from kimi_agent.gateway._parse import parse_completion
 from kimi_agent.gateway._retry import RetryState
 from kimi_agent.gateway._sse import DONE
 from kimi_agent.gateway._transport import Exchange, Transport
@@ -196,8 +197,6 @@ class ChatStream:
 
     async def _non_stream_reply(self, exchange: Exchange) -> ChatCompletionChunk:
         """A server that ignored `stream: true` and sent one JSON reply: tolerate it."""
-        from kimi_agent.gateway._client import parse_completion
-
         response = exchange.response
         content = await self._transport.read_body(exchange, self.model)
         completion = parse_completion(content, response.headers, self.model, final=False)

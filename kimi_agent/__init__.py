@@ -37,6 +37,8 @@ _EXPORTS: dict[str, str] = {
     "ModelRouter": "kimi_agent.models._router",
     "Agent": "kimi_agent.agent._agent",
     "RunHooks": "kimi_agent.agent._hooks",
+    "GuardrailResult": "kimi_agent.agent._guardrails",
+    "AgentHandoff": "kimi_agent.agent._handoffs",
     "RunResult": "kimi_agent.agent._result",
     "StepRecord": "kimi_agent.agent._result",
     "ToolCallRecord": "kimi_agent.tooling._records",
@@ -49,15 +51,19 @@ _EXPORTS: dict[str, str] = {
     "SQLiteStore": "kimi_agent.sessions._sqlite",
     "TrimPolicy": "kimi_agent.sessions._trim",
     "KeepRecentTurns": "kimi_agent.sessions._trim",
+    "CacheAwareTrim": "kimi_agent.sessions._trim",
     "configure_logging": "kimi_agent._logging",
 }
 
 __all__ = [
     "Agent",
+    "AgentHandoff",
+    "CacheAwareTrim",
     "CallInfo",
     "ConcurrencyLimiter",
     "FairLimiter",
     "GatewayClient",
+    "GuardrailResult",
     "Handoff",
     "KeepRecentTurns",
     "MemorySession",
@@ -89,6 +95,8 @@ if TYPE_CHECKING:
     from kimi_agent._logging import configure_logging
     from kimi_agent._usage import RunUsage, UsageLimits
     from kimi_agent.agent._agent import Agent
+    from kimi_agent.agent._guardrails import GuardrailResult
+    from kimi_agent.agent._handoffs import AgentHandoff
     from kimi_agent.agent._hooks import RunHooks
     from kimi_agent.agent._result import PendingApproval, RunResult, StepRecord
     from kimi_agent.gateway._client import GatewayClient
@@ -98,7 +106,7 @@ if TYPE_CHECKING:
     from kimi_agent.models._router import ModelRouter
     from kimi_agent.sessions._protocol import MemorySession, Session
     from kimi_agent.sessions._sqlite import SQLiteSession, SQLiteStore
-    from kimi_agent.sessions._trim import KeepRecentTurns, TrimPolicy
+    from kimi_agent.sessions._trim import CacheAwareTrim, KeepRecentTurns, TrimPolicy
     from kimi_agent.tooling._records import ToolCallRecord
     from kimi_agent.tooling._run_context import Handoff, RunContext
     from kimi_agent.tooling._tool import Tool, ToolRegistry, tool

@@ -36,6 +36,7 @@ __all__ = [
     "GatewayConnectionError",
     "GatewayError",
     "GatewayTimeoutError",
+    "GuardrailTripped",
     "IncompleteStreamError",
     "InsufficientBalanceError",
     "InvalidToolCallIdsError",
@@ -428,3 +429,17 @@ class ConcurrentRunError(RunError):
 class ConversationBusyError(KimiAgentError):
     """Another run holds the conversation (in this process or another replica) and did not
     release it within the wait allowed."""
+
+
+class GuardrailTripped(RunError):
+    """A guardrail stopped the run. `reply` is what the customer is told instead (it is also
+    stored as the answer, so the conversation shows what was said); `guardrail` names the
+    guardrail, `kind` is "input", "output" or "tool", `reason` says why."""
+
+    def __init__(self, message: str, *, messages: Sequence[Message] = (), reply: str = "",
+                 guardrail: str = "", kind: str = "", reason: str = "") -> None:
+        super().__init__(message, messages=messages)
+        self.reply = reply
+        self.guardrail = guardrail
+        self.kind = kind
+        self.reason = reason

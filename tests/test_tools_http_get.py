@@ -69,6 +69,18 @@ class Handler(BaseHTTPRequestHandler):
             self.send(302, b"", "text/plain", Location="http://evil.example/steal")
         elif path == "/redirect-loop":
             self.send(302, b"", "text/plain", Location="/redirect-loop")
+        elif path == "/echo-auth":
+            auth = {"authorization": self.headers.get("Authorization")}
+            self.send(200, json.dumps(auth).encode(), "application/json")
+        elif path.startswith("/redirect-host/"):
+            port = path.rsplit("/", 1)[1]
+            self.send(302, b"", "text/plain", Location=f"http://localhost:{port}/echo-auth")
+        elif path == "/redirect-utf8":
+            self.send_response(302)
+            self.send_header("Content-Length", "0")
+            # a raw UTF-8 Location, as some servers send one (not valid in a header)
+            self._headers_buffer.append("Location: http://例子。测试/订单\r\n".encode())
+            self.end_headers()
         else:
             self.send(404, b"", "text/plain")
 
@@ -174,6 +186,22 @@ async def test_redirects_are_followed_and_rechecked(server: str) -> None:
         await local()(f"http://{server}/redirect-away")
     with pytest.raises(ToolFailure, match="重定向次数过多"):
         await local(max_redirects=2)(f"http://{server}/redirect-loop")
+
+
+async def test_configured_headers_never_follow_a_redirect_to_another_host(server: str) -> None:
+    port = server.rsplit(":", 1)[1]
+    tool = make_http_get(["127.0.0.1", "localhost"], allow_private=True,
+                         headers={"Authorization": "Bearer 秘密"[:7] + "secret"})
+    direct = await tool(f"http://{server}/echo-auth")
+    assert json.loads(direct["text"]) == {"authorization": "Bearer secret"}
+    moved = await tool(f"http://{server}/redirect-host/{port}")
+    assert moved["url"].startswith("http://localhost:")
+    assert json.loads(moved["text"]) == {"authorization": None}
+
+
+async def test_a_non_ascii_redirect_is_a_clear_tool_failure(server: str) -> None:
+    with pytest.raises(ToolFailure):
+        await local()(f"http://{server}/redirect-utf8")
 
 
 # --------------------------------------------------------------------------- refusals

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from kimi_agent._usage import RunUsage, UsageLimits
 from kimi_agent.agent._agent import Agent, AgentStream
+from kimi_agent.agent._guardrails import GuardrailResult
+from kimi_agent.agent._handoffs import AgentHandoff, remove_tool_history
 from kimi_agent.agent._hooks import ModelCall, ModelReply, RunHooks, RunInfo, ToolExecution
 from kimi_agent.agent._result import (
     PendingApproval,
@@ -18,6 +20,6 @@ from kimi_agent.agent._result import (
     ToolCallRecord,
 )
 
-__all__ = ["Agent", "AgentStream", "ModelCall", "ModelReply", "PendingApproval", "RunHooks",
-           "RunInfo", "RunResult", "RunStatus", "RunUsage", "StepRecord", "ToolCallRecord",
-           "ToolExecution", "UsageLimits"]
+__all__ = ["Agent", "AgentHandoff", "AgentStream", "GuardrailResult", "ModelCall", "ModelReply",
+           "PendingApproval", "RunHooks", "RunInfo", "RunResult", "RunStatus", "RunUsage",
+           "StepRecord", "ToolCallRecord", "ToolExecution", "UsageLimits", "remove_tool_history"]

@@ -20,11 +20,21 @@ from typing_extensions import TypeVar
 from kimi_agent._logging import EventLogger
 from kimi_agent._usage import UsageLimits
 from kimi_agent.agent import _events as ev
+from kimi_agent.agent._as_tool import agent_tool
+from kimi_agent.agent._guardrails import Guardrail, ToolGuardrails
+from kimi_agent.agent._handoffs import ACTIVE_AGENT_KEY, AgentHandoff, as_handoffs, handoff_tool
 from kimi_agent.agent._hooks import RunHooks, RunInfo, ToolExecution, chain_hooks
-from kimi_agent.agent._loop import Emit, RunLoop, approved_calls, in_call_order, last_tool_step
+from kimi_agent.agent._loop import (
+    Emit,
+    RunLoop,
+    approved_calls,
+    in_call_order,
+    last_tool_step,
+    read_history,
+)
 from kimi_agent.agent._loop import pending_approvals as find_pending
 from kimi_agent.agent._output import OutputSpec
-from kimi_agent.agent._request import RequestParts
+from kimi_agent.agent._request import Instructions, RequestParts
 from kimi_agent.agent._result import PendingApproval, RunResult
 from kimi_agent.agent._run_config import RunConfig
 from kimi_agent.agent._serial import one_run_at_a_time
@@ -32,16 +42,18 @@ from kimi_agent.errors import ApprovalError, ConfigurationError, RunTimeoutError
 from kimi_agent.gateway._client import GatewayClient
 from kimi_agent.models._profiles import DEFAULT_PROFILES, ModelProfile, ModelProfiles
 from kimi_agent.models._router import ModelRouter
-from kimi_agent.sessions._protocol import Session
-from kimi_agent.sessions._trim import KeepRecentTurns, TrimPolicy
+from kimi_agent.sessions._protocol import Session, SessionState
+from kimi_agent.sessions._trim import CacheAwareTrim, TrimPolicy
 from kimi_agent.tooling._executor import AroundTool, ToolExecutor
 from kimi_agent.tooling._run_context import RunContext
 from kimi_agent.tooling._tool import Tool, ToolRegistry
-from kimi_agent.wire import Message, UserMessage
+from kimi_agent.tooling._toolset import Toolset
+from kimi_agent.wire import Message
 
 OutputT = TypeVar("OutputT", default=str)
 
-ToolsArg = ToolRegistry | Tool | Iterable[Any] | None
+ToolsArg = ToolRegistry | Tool | Toolset | Iterable[Any] | None
+_Holder = tuple["Agent[Any]", "AgentHandoff | None", int]
 
 
 class Agent(Generic[OutputT]):
@@ -57,6 +69,12 @@ class Agent(Generic[OutputT]):
     `run_timeout` bounds a whole run (default 10 minutes; None for none); `busy_timeout` is
     how long a run waits for another run on the same conversation to finish.
 
+    `instructions` may be a function of the run's `RunContext` (sync or async), evaluated
+    once per run so the system prompt stays byte-stable across its steps. `handoffs` are
+    agents this one may pass the conversation to (`transfer_to_{name}` tools; see
+    `add_handoff`); `input_guardrails`, `output_guardrails` and `tool_guardrails` check what
+    comes in, what goes out and what tools get and give (see `GuardrailResult`).
+
     Raises:
         ConfigurationError: an unknown model, `max_steps` below 1, or a bad tool option.
         ToolDefinitionError: a function that cannot become a tool.
@@ -67,7 +85,7 @@ class Agent(Generic[OutputT]):
         model: str | ModelProfile = "kimi-k2-6",
         fallback: str | ModelProfile | None = "kimi-k2-5",
         *,
-        instructions: str | None = None,
+        instructions: Instructions = None,
         tools: ToolsArg = (),
         output_type: type[OutputT] | None = None,
         client: GatewayClient | None = None,
@@ -87,6 +105,10 @@ class Agent(Generic[OutputT]):
         hooks: Sequence[RunHooks] = (),
         run_timeout: float | None = 600.0,
         busy_timeout: float | None = 30.0,
+        handoffs: Sequence[Agent[Any] | AgentHandoff] = (),
+        input_guardrails: Sequence[Guardrail] = (),
+        output_guardrails: Sequence[Guardrail] = (),
+        tool_guardrails: Sequence[Guardrail] = (),
     ) -> None:
         profiles = profiles or DEFAULT_PROFILES
         primary = profiles.get(model)
@@ -103,6 +125,8 @@ class Agent(Generic[OutputT]):
         output: OutputSpec[OutputT] | None = (
             OutputSpec(output_type) if output_type is not None else None
         )
+        if tool_guardrails:
+            hooks = [*hooks, ToolGuardrails(tuple(tool_guardrails))]
         chained = chain_hooks(hooks)
         self._config = RunConfig(
             name=name,
@@ -118,14 +142,68 @@ class Agent(Generic[OutputT]):
             output_retries=output_retries,
             usage_limits=usage_limits or UsageLimits(),
             max_tokens=max_tokens,
-            trim_policy=trim_policy or KeepRecentTurns(),
+            trim_policy=trim_policy or CacheAwareTrim(),
             logger=logger,
             hooks=chained,
+            input_guardrails=tuple(input_guardrails),
+            output_guardrails=tuple(output_guardrails),
         )
+        for target in as_handoffs(handoffs):
+            self.add_handoff(target)
         self.run_timeout = run_timeout
         self.busy_timeout = busy_timeout
         self._client = client
         self._own_client: GatewayClient | None = None
+
+    def add_handoff(self, target: Agent[Any] | AgentHandoff) -> None:
+        """Let this agent hand the conversation to `target` (a `transfer_to_{name}` tool).
+        Call it while setting agents up (before their first run), e.g. for a target that
+        hands back to this agent.
+
+        Raises:
+            ConfigurationError: a target with this agent's name, or one already added.
+        """
+        [handoff] = as_handoffs([target])
+        name = handoff.agent.name
+        if name == self.name or name in self._config.handoffs:
+            raise ConfigurationError(f"agent {self.name!r} cannot hand off to {name!r} twice "
+                                     "or to itself")
+        self._config.handoffs[name] = handoff
+        self.registry.register(handoff_tool(handoff))
+
+    def as_tool(self, name: str | None = None, description: str | None = None) -> Tool:
+        """This agent as one tool of another: the calling model gives it a request, it runs
+        (its own model calls, usage added to the caller's, events nested in the caller's
+        stream) and its answer is the tool's result."""
+        return agent_tool(self, name, description)
+
+    def _reachable(self) -> dict[str, Agent[Any]]:
+        """The agents a conversation may be held by, from this one, by name."""
+        found: dict[str, Agent[Any]] = {self.name: self}
+        todo: list[Agent[Any]] = [self]
+        while todo:
+            for handoff in todo.pop()._config.handoffs.values():
+                if handoff.agent.name not in found:
+                    found[handoff.agent.name] = handoff.agent
+                    todo.append(handoff.agent)
+        return found
+
+    async def _holder(self, session: Session | None) -> _Holder:
+        """The agent that holds `session`'s conversation (this one unless a hand-off gave it
+        to another), the hand-off that led there, and the session position it happened at."""
+        if not isinstance(session, SessionState) or not self._config.handoffs:
+            return self, None, 0
+        state = await session.get_state(ACTIVE_AGENT_KEY)
+        if not isinstance(state, dict) or state.get("agent") in (None, self.name):
+            return self, None, 0
+        agents = self._reachable()
+        holder = agents.get(state["agent"])
+        if holder is None:
+            return self, None, 0
+        via = agents.get(state.get("via") or "")
+        edge = via._config.handoffs.get(holder.name) if via is not None else None
+        at = state.get("at")
+        return holder, edge, at if isinstance(at, int) else 0
 
     def __repr__(self) -> str:
         fallback = self.router.fallback.name if self.router.fallback else None
@@ -135,6 +213,7 @@ class Agent(Generic[OutputT]):
     # ------------------------------------------------------------------ lifecycle
 
     async def __aenter__(self) -> Agent[OutputT]:
+        await self.registry.open_toolsets()
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None,
@@ -142,7 +221,9 @@ class Agent(Generic[OutputT]):
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the client this agent made for itself (a borrowed one is left open)."""
+        """Close the client this agent made for itself (a borrowed one is left open) and
+        the agent's toolsets (e.g. MCP servers)."""
+        await self.registry.close_toolsets()
         if self._own_client is not None:
             client, self._own_client = self._own_client, None
             await client.aclose()
@@ -232,7 +313,9 @@ class Agent(Generic[OutputT]):
 
     async def pending_approvals(self, session: Session) -> list[PendingApproval]:
         """The calls of `session` waiting for a person's decision ([] when none)."""
-        return find_pending(await session.get_items(), self.registry,
+        holder = (await self._holder(session))[0]
+        await holder.registry.refresh()
+        return find_pending((await read_history(session))[1], holder.registry,
                             await approved_calls(session))
 
     @asynccontextmanager
@@ -266,9 +349,14 @@ class Agent(Generic[OutputT]):
             raise raised
 
     def _loop(self, client: GatewayClient, deps: Any, session: Session | None,
-              history: list[Message], emit: Emit | None, stream: bool) -> RunLoop[OutputT]:
-        return RunLoop(self._config, client=client, run_id=uuid.uuid4().hex, deps=deps,
-                       session=session, history=history, emit=emit, stream=stream)
+              history: list[Message], emit: Emit | None, stream: bool, base: int = 0,
+              holder: _Holder | None = None,
+              ) -> RunLoop[OutputT]:
+        agent, edge, at = holder or (self, None, 0)
+        return RunLoop(agent._config, client=client, run_id=uuid.uuid4().hex, deps=deps,
+                       session=session, history=history, emit=emit, stream=stream, base=base,
+                       input_filter=edge.input_filter if edge is not None else None,
+                       filter_until=at)
 
     async def _hooked(self, loop: RunLoop[OutputT], kind: str,
                       body: Callable[[], Awaitable[RunResult[OutputT]]]) -> RunResult[OutputT]:
@@ -307,8 +395,10 @@ class Agent(Generic[OutputT]):
     ) -> RunResult[OutputT]:
         rejected = dict(rejected or {})
         approved_ids = frozenset(approved)
-        history = await session.get_items()
-        pending = {p.call_id: p for p in find_pending(history, self.registry,
+        holder = await self._holder(session)
+        await holder[0].registry.refresh()
+        base, history = await read_history(session)
+        pending = {p.call_id: p for p in find_pending(history, holder[0].registry,
                                                        await approved_calls(session))}
         if not pending:
             raise ApprovalError(f"session {session.session_id!r} has no calls waiting for "
@@ -322,7 +412,7 @@ class Agent(Generic[OutputT]):
                 raise ApprovalError(f"calls {sorted(ids)} {problem} in session "
                                     f"{session.session_id!r}; pending: {sorted(pending)}")
         loop = self._loop(self._client_for_run(), deps, session, in_call_order(history),
-                          emit, stream)
+                          emit, stream, base, holder)
         call_message, _ = last_tool_step(history)
         assert call_message is not None
         return await self._hooked(
@@ -343,14 +433,18 @@ class Agent(Generic[OutputT]):
         stream: bool, client: GatewayClient | None,
     ) -> RunResult[OutputT]:
         history: list[Message] = []
+        base = 0
+        holder = await self._holder(session)
+        await holder[0].registry.refresh()
         if session is not None:
-            history = in_call_order(await session.get_items())
+            base, stored = await read_history(session)
+            history = in_call_order(stored)
         loop = self._loop(client or self._client_for_run(), deps, session, history, emit,
-                          stream)
+                          stream, base, holder)
 
         async def body() -> RunResult[OutputT]:
             await loop.repair()
-            await loop.commit([UserMessage(content=prompt)])
+            await loop.start(prompt)
             return await loop.drive()
 
         return await self._hooked(loop, "run", body)

@@ -76,6 +76,27 @@ class RunFinished:
     kind: Literal["run_finished"] = "run_finished"
 
 
+
+@dataclass(frozen=True, slots=True)
+class HandoffActivated:
+    """The conversation passed from one agent to another (a `transfer_to_…` call); the run
+    goes on with the target's instructions and tools."""
+
+    step: int
+    source: str
+    target: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentToolEvent:
+    """An event of an agent run as a tool (`agent.as_tool()`), nested in the caller's run."""
+
+    step: int
+    call_id: str
+    agent: str
+    event: Any
+
+
 Event = (
     RunStarted
     | ReasoningDelta
@@ -85,4 +106,6 @@ Event = (
     | FallbackActivated
     | StepFinished
     | RunFinished
+    | HandoffActivated
+    | AgentToolEvent
 )

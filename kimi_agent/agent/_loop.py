@@ -14,12 +14,16 @@ from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import anyio
+import anyio.abc
 from pydantic_core import to_jsonable_python
 
 from kimi_agent._logging import resolve
 from kimi_agent._tokens import estimate_wire_message
 from kimi_agent._usage import RunUsage
 from kimi_agent.agent import _events as ev
+from kimi_agent.agent._early import EarlyStarter, Started
+from kimi_agent.agent._guardrails import StreamGuard, holdbacks_of, run_guardrails
+from kimi_agent.agent._handoffs import ACTIVE_AGENT_KEY, InputFilter
 from kimi_agent.agent._hooks import ModelCall
 from kimi_agent.agent._result import (
     PendingApproval,
@@ -33,6 +37,7 @@ from kimi_agent.errors import (
     ConcurrentRunError,
     EmptyAnswerError,
     GatewayError,
+    GuardrailTripped,
     InvalidToolCallIdsError,
     MaxStepsExceededError,
     ModelFailedError,
@@ -43,7 +48,13 @@ from kimi_agent.errors import (
     UsageLimitExceededError,
 )
 from kimi_agent.models._profiles import ModelProfile
-from kimi_agent.sessions._protocol import MemorySession, Session, SessionState
+from kimi_agent.sessions._protocol import (
+    MemorySession,
+    Session,
+    SessionState,
+    WindowedSession,
+)
+from kimi_agent.sessions._trim import CacheAwareTrim, KeepRecentTurns
 from kimi_agent.tooling._run_context import RunContext, RunSignals
 from kimi_agent.wire import (
     AssistantMessage,
@@ -74,6 +85,9 @@ UNKNOWN_OUTCOME_TEXT = (
     "started but its result was never recorded: its outcome is unknown. Do not call it again; "
     "tell the user it is being checked."
 )
+WINDOW_KEY = "kimi_agent.window_start"
+"""Session state: where the history sent to the model starts (a trim's cut, kept so that the
+next run reads from there instead of the whole history)."""
 APPROVED_KEY = "kimi_agent.approved_calls"
 """Session state: call ids approved and started but whose result is not yet committed."""
 REJECTED_TEXT = (
@@ -96,8 +110,14 @@ class RunLoop(Generic[OutputT]):
         history: list[Message],
         emit: Emit | None,
         stream: bool,
+        base: int = 0,
+        input_filter: InputFilter | None = None,
+        filter_until: int = 0,
     ) -> None:
         self.config = config
+        self.base = base
+        """The position in the session of `history[0]` (the stored window start)."""
+        self._cut = self._stored_cut = base
         self.client = client
         self.run_id = run_id
         self.deps = deps
@@ -107,12 +127,20 @@ class RunLoop(Generic[OutputT]):
         self.steps: list[StepRecord] = []
         self.usage = RunUsage()
         self.signals = RunSignals()
+        self.signals.events = emit
+        self._input_filter = input_filter
+        self._filter_until = filter_until
+        """The session position where the hand-off happened (the filter applies before it)."""
+        self._instructions: str | None = None
+        self._guard: StreamGuard | None = None
         self.emit = emit
         self.stream = stream
         self._wire: dict[int, tuple[Message, dict[str, Any], int]] = {}
         self._failures: dict[str, int] = {}
         self._output_retries = 0
         self._reasked_step = 0
+        self._group: anyio.abc.TaskGroup | None = None
+        self._starter: EarlyStarter | None = None
         self._tail: Message | None = history[-1] if history else None
         """The newest message this run knows is in the session (to notice other writers)."""
         self._scratch: list[Message] = []
@@ -143,6 +171,10 @@ class RunLoop(Generic[OutputT]):
         self.new_messages.extend(items)
         if items:
             self._tail = items[-1]
+        if self._cut > self._stored_cut and isinstance(self.session, SessionState):
+            with anyio.CancelScope(shield=True):
+                await self.session.set_state(WINDOW_KEY, self._cut)
+            self._stored_cut = self._cut
 
     async def _check_unchanged(self) -> None:
         session = self.session
@@ -158,6 +190,87 @@ class RunLoop(Generic[OutputT]):
                 f"session {session.session_id!r} was changed by another run while this one "
                 "was under way; this run stopped before writing. Run again to continue.",
                 messages=self.messages)
+
+    async def start(self, prompt: str) -> None:
+        """Open the run with the user's message: the instructions of this run are fixed
+        now, input guardrails see the message, and it is committed.
+
+        Raises:
+            GuardrailTripped: an input guardrail tripped (the message and the guardrail's
+                reply are stored, so the conversation stays valid).
+        """
+        self._instructions = await self.config.request.resolve(self._context(0, ""))
+        guardrails = self.config.input_guardrails
+        if not guardrails:
+            await self.commit([UserMessage(content=prompt)])
+            return
+        try:
+            prompt = await run_guardrails(guardrails, self._context(0, ""), prompt,
+                                          kind="input", messages=self.messages)
+        except GuardrailTripped as tripped:
+            await self.commit([UserMessage(content=prompt),
+                               AssistantMessage(content=tripped.reply or "…")])
+            tripped.messages = list(self.messages)
+            raise
+        await self.commit([UserMessage(content=prompt)])
+
+    async def _after_tools(self, record: StepRecord) -> None:
+        """What tools asked of the run in a step: a tripped tool guardrail ends it, a
+        `transfer_to_…` call hands the conversation to another agent."""
+        tripped = self.signals.tripped
+        if isinstance(tripped, GuardrailTripped):
+            self.signals.tripped = None
+            await self.commit([AssistantMessage(content=tripped.reply or "…")])
+            tripped.messages = list(self.messages)
+            raise tripped
+        target = self.signals.transfer
+        if target is None:
+            return
+        self.signals.transfer = None
+        handoff = self.config.handoffs.get(target)
+        if handoff is None:
+            return
+        source = self.config.name
+        await handoff.agent.registry.refresh()
+        self.config = handoff.agent._config
+        self._input_filter = handoff.input_filter
+        self._filter_until = self.base + len(self.messages)
+        self._failures.clear()
+        self._instructions = await self.config.request.resolve(
+            self._context(record.index, ""))
+        if isinstance(self.session, SessionState):
+            with anyio.CancelScope(shield=True):
+                await self.session.set_state(ACTIVE_AGENT_KEY, {
+                    "agent": target, "via": source, "at": self._filter_until})
+        log = resolve(self.config.logger)
+        if log is not None:
+            log.info("handoff", run_id=self.run_id, step=record.index, from_agent=source,
+                     to_agent=target)
+        if self.emit is not None:
+            await self.emit(ev.HandoffActivated(record.index, source, target))
+
+    async def _guard_answer(self, message: AssistantMessage, record: StepRecord) -> None:
+        """Output guardrails on a final text answer, before it is stored or shown."""
+        text = message.text
+        try:
+            checked = await run_guardrails(self.config.output_guardrails,
+                                           self._context(record.index, record.model), text,
+                                           kind="output", messages=self.messages)
+        except GuardrailTripped as tripped:
+            self._scratch.clear()
+            await self.commit([AssistantMessage(content=tripped.reply or "…",
+                                                model=message.model)])
+            tripped.messages = list(self.messages)
+            if self.emit is not None and tripped.reply:
+                await self.emit(ev.TextDelta(record.index, tripped.reply))
+            raise
+        if checked != text:
+            message.content = checked
+            record.text = checked
+        if self._guard is not None and self.emit is not None:
+            rest = self._guard.finish(checked)
+            if rest:
+                await self.emit(ev.TextDelta(record.index, rest))
 
     async def repair(self) -> None:
         """Make a stored history valid again: calls left without a result by a crash get an
@@ -195,15 +308,22 @@ class RunLoop(Generic[OutputT]):
     def _build(self, profile: ModelProfile) -> bytes:
         config = self.config
         history = self.messages + self._scratch if self._scratch else self.messages
+        if self._input_filter is not None:
+            # the filter decides what of the history before the hand-off the target sees;
+            # the target's own steps since then are sent as they are
+            split = max(0, min(len(history), self._filter_until - self.base))
+            history = self._input_filter(list(history[:split])) + list(history[split:])
         forms = [self._wire_form(m) for m in history]
-        system, system_tokens = config.request.system_prompt(profile)
+        system, system_tokens = config.request.system_prompt(profile, self._instructions)
         tools, tools_tokens = config.request.tools()
         fixed = system_tokens + tools_tokens
         reserve = min(profile.max_output, config.max_tokens or profile.max_output)
         budget = profile.context_window - fixed - reserve
         budget -= profile.margin(budget)
         if sum(count for _, count in forms) > budget:
-            history = config.trim_policy.trim(history, [c for _, c in forms], budget)
+            trimmed = config.trim_policy.trim(history, [c for _, c in forms], budget)
+            self._note_cut(history, trimmed, profile)
+            history = trimmed
             forms = [self._wire_form(m) for m in history]
         prompt_tokens = fixed + sum(count for _, count in forms)
         body: dict[str, Any] = {
@@ -220,9 +340,30 @@ class RunLoop(Generic[OutputT]):
             body["stream"] = True
         return dumps(body).encode()
 
+    def _note_cut(self, history: list[Message], kept: list[Message], profile: ModelProfile
+                  ) -> None:
+        """Remember where a trim made the history start, when the policy only ever drops
+        from the front and the request went to the largest window: runs after this one can
+        read the session from there (the prompt then starts at the same message)."""
+        if not isinstance(self.config.trim_policy, CacheAwareTrim | KeepRecentTurns):
+            return
+        if profile.context_window < max(p.context_window for p in self._profiles()):
+            return
+        offset = len(history) - len(kept)
+        if not kept or offset <= 0 or offset > len(self.messages) or \
+                kept[0] is not history[offset] or kept[-1] is not history[-1]:
+            return
+        self._cut = max(self._cut, self.base + offset)
+
+    def _profiles(self) -> list[ModelProfile]:
+        router = self.config.router
+        return [router.primary] if router.fallback is None else [router.primary,
+                                                                  router.fallback]
+
     def _prompt_estimate(self) -> int:
         request = self.config.request
-        total = request.system_prompt(self.config.router.primary)[1] + request.tools()[1]
+        total = request.system_prompt(self.config.router.primary, self._instructions)[1] + \
+            request.tools()[1]
         for message in self.messages:
             total += self._wire_form(message)[1]
         return total
@@ -252,12 +393,16 @@ class RunLoop(Generic[OutputT]):
 
     def _on_fallback(self, step: int) -> Callable[[str, str, str], Awaitable[None]]:
         async def on_fallback(source: str, target: str, reason: str) -> None:
+            if self._starter is not None and target not in self._parallel_names():
+                self._starter.stop()
             if self.emit is not None:
                 await self.emit(ev.FallbackActivated(step, source, target, reason))
         return on_fallback
 
     def _on_chunk(self, step: int) -> Callable[[ChatCompletionChunk], Awaitable[None]]:
         async def on_chunk(chunk: ChatCompletionChunk) -> None:
+            if self._starter is not None:
+                self._starter.feed(chunk)
             if self.emit is None:
                 return
             for choice in chunk.choices:
@@ -265,17 +410,51 @@ class RunLoop(Generic[OutputT]):
                 if delta.reasoning_content:
                     await self.emit(ev.ReasoningDelta(step, delta.reasoning_content))
                 if delta.content:
-                    await self.emit(ev.TextDelta(step, delta.content))
+                    text = delta.content if self._guard is None else \
+                        await self._guard.feed(delta.content)
+                    if text:
+                        await self.emit(ev.TextDelta(step, text))
         return on_chunk
 
     # ------------------------------------------------------------------ the loop
 
     async def drive(self, *, announce: bool = True) -> RunResult[OutputT]:
-        """Ask, run tools, repeat until an answer; `announce` emits `RunStarted` first."""
-        config = self.config
+        """Ask, run tools, repeat until an answer; `announce` emits `RunStarted` first.
+
+        On the streamed path with read-only tools, a task group holds the calls that start
+        while a reply is still streaming (see `EarlyStarter`)."""
+        if not (self.stream and self._early_possible()):
+            return await self._drive(announce)
+        raised: BaseException | None = None
+        result: RunResult[OutputT] | None = None
+        async with anyio.create_task_group() as group:
+            self._group = group
+            try:
+                result = await self._drive(announce)
+            except BaseException as error:  # re-raised below as itself, not in a group
+                raised = error
+            finally:
+                self._group = None
+                group.cancel_scope.cancel()
+        if raised is not None:
+            raise raised
+        assert result is not None
+        return result
+
+    def _parallel_names(self) -> set[str]:
+        router = self.config.router
+        return {p.name for p in (router.primary, router.fallback)
+                if p is not None and p.parallel_tool_calls}
+
+    def _early_possible(self) -> bool:
+        return self.config.router.primary.parallel_tool_calls and any(
+            getattr(t, "read_only", False) for t in self.config.registry)
+
+    async def _drive(self, announce: bool) -> RunResult[OutputT]:
         if announce and self.emit is not None:
-            await self.emit(ev.RunStarted(self.run_id, config.router.primary.name))
+            await self.emit(ev.RunStarted(self.run_id, self.config.router.primary.name))
         while True:
+            config = self.config       # a hand-off changes it between steps
             step = len(self.steps) + 1
             if step > config.max_steps:
                 raise MaxStepsExceededError(
@@ -286,6 +465,11 @@ class RunLoop(Generic[OutputT]):
                     f"the run reached its limit of {config.usage_limits.request_limit} "
                     "requests", messages=self.messages)
             started = time.perf_counter()
+            self._starter = self._early_starter(step)
+            if self.stream and self.config.output_guardrails:
+                self._guard = StreamGuard(self.config.output_guardrails,
+                                          self._context(step, ""),
+                                          holdbacks_of(self.config.output_guardrails))
             completion, profile, reason = await self._model_call(step)
             self.usage.add(completion.usage)
             message = completion.message
@@ -303,6 +487,7 @@ class RunLoop(Generic[OutputT]):
             exceeded = config.usage_limits.exceeded(self.usage)
             if message.tool_calls:
                 status = await self._tool_step(message, message.tool_calls, profile, record)
+                await self._after_tools(record)
                 if exceeded:
                     raise UsageLimitExceededError(exceeded, messages=self.messages)
                 if status is not None:
@@ -313,6 +498,32 @@ class RunLoop(Generic[OutputT]):
             output = await self._answer(message, completion.finish_reason, record)
             if output is not _RETRY:
                 return await self._finish("completed", output, completion.finish_reason)
+
+    def _early_starter(self, step: int) -> EarlyStarter | None:
+        if self._group is None:
+            return None
+        primary = self.config.router.primary.name
+        return EarlyStarter(self._group, self.config.registry, self.config.executor,
+                            lambda: self._context(step, primary),
+                            self._on_call(step) if self.emit is not None else None,
+                            frozenset(self._parallel_names()))
+
+    async def _with_early(
+        self, calls: list[ToolCall], records: list[ToolCallRecord],
+        early: list[tuple[ToolCall, Started]], ctx: RunContext[Any], profile: ModelProfile,
+        record: StepRecord, approved: frozenset[str],
+    ) -> list[ToolCallRecord]:
+        """The step's records in call order: the early ones awaited, any early call that was
+        cancelled before it finished run now."""
+        by_id = {r.call_id: r for r in records}
+        for call, started in early:
+            done = await EarlyStarter.result(started, call)
+            if done is None:
+                [done] = await self.config.executor.execute(
+                    [call], ctx, parallel=True, skip_approval=approved,
+                    on_call=self._on_call(record.index) if self.emit is not None else None)
+            by_id[call.id] = done
+        return [by_id[c.id] for c in calls]
 
     def _unusable(self, message: AssistantMessage, finish_reason: str | None, step: int,
                   model: str) -> bool:
@@ -355,11 +566,21 @@ class RunLoop(Generic[OutputT]):
         approved calls and adds `decided`, the records of calls a person rejected. Both go
         through here, so failures are counted and results ordered the same way."""
         ctx = self._context(record.index, profile.name)
+        starter, self._starter = self._starter, None
+        early = [] if starter is None or not profile.parallel_tool_calls else [
+            (call, started) for call in calls if (started := starter.claim(call)) is not None]
+        if starter is not None:
+            starter.discard()
+        claimed = {call.id for call, _ in early}
         records = await self.config.executor.execute(
-            calls, ctx, parallel=profile.parallel_tool_calls,
+            [c for c in calls if c.id not in claimed] if early else calls, ctx,
+            parallel=profile.parallel_tool_calls,
             on_call=self._on_call(record.index) if self.emit is not None else None,
             skip_approval=approved,
         )
+        if early:
+            records = await self._with_early(calls, records, early, ctx, profile, record,
+                                             approved)
         if decided:
             for refusal in decided:
                 if self.emit is not None:
@@ -388,6 +609,7 @@ class RunLoop(Generic[OutputT]):
         """Finish the step that waited for approval, then go on as a fresh run would: the
         approved calls run, the rejected ones answer the model with the reason."""
         profile = self.config.profile_named(call_message.model)
+        self._instructions = await self.config.request.resolve(self._context(0, ""))
         if self.emit is not None:
             await self.emit(ev.RunStarted(self.run_id, profile.name))
         record = StepRecord(index=1, model=profile.name, finish_reason="tool_calls")
@@ -445,6 +667,8 @@ class RunLoop(Generic[OutputT]):
                 messages=self.messages)
         spec = self.config.output
         if spec is None:
+            if self.config.output_guardrails:
+                await self._guard_answer(message, record)
             await self._commit_answer(message, record)
             return message.text
         try:
@@ -510,6 +734,16 @@ _RETRY: Any = _Retry()
 
 def tool_message(record: ToolCallRecord) -> ToolMessage:
     return ToolMessage(tool_call_id=record.call_id, content=record.result)
+
+
+async def read_history(session: Session) -> tuple[int, list[Message]]:
+    """The stored history a run may send, and its position in the session: from the stored
+    window start on when the session can read a range (not the whole conversation)."""
+    if isinstance(session, WindowedSession) and isinstance(session, SessionState):
+        start = await session.get_state(WINDOW_KEY)
+        if isinstance(start, int) and start > 0:
+            return start, await session.get_since(start)
+    return 0, await session.get_items()
 
 
 async def approved_calls(session: Session | None) -> list[str]:

@@ -52,7 +52,8 @@ class PendingApproval:
 class RunResult(Generic[OutputT]):
     """The outcome of `Agent.run`.
 
-    `messages` is the whole conversation (history + this run) without the system prompt;
+    `messages` is the conversation as this run read it (the stored history from the window
+    start the agent keeps in the session, then this run) without the system prompt;
     `new_messages` only what this run added. `status` says why the run ended: an answer, calls
     waiting for approval (`pending_approvals`), or a hand-off to a human (`handoff`); in the
     last two cases there is no answer yet (`output` is "" for text, None for structured).

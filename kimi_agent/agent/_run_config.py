@@ -6,11 +6,12 @@ knowledge flows one way (agent → loop) and a run cannot change the agent under
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from kimi_agent._logging import EventLogger
 from kimi_agent._usage import UsageLimits
+from kimi_agent.agent._handoffs import AgentHandoff
 from kimi_agent.agent._hooks import RunHooks
 from kimi_agent.agent._output import OutputSpec
 from kimi_agent.agent._request import RequestParts
@@ -39,6 +40,10 @@ class RunConfig:
     trim_policy: TrimPolicy
     logger: EventLogger | None
     hooks: RunHooks | None
+    handoffs: dict[str, AgentHandoff] = field(default_factory=dict)
+    """Hand-off targets by agent name (filled by `Agent(handoffs=...)` / `add_handoff`)."""
+    input_guardrails: tuple[Any, ...] = ()
+    output_guardrails: tuple[Any, ...] = ()
 
     def profile_named(self, name: str | None) -> ModelProfile:
         """The profile of a model that answered earlier (the primary when unknown)."""

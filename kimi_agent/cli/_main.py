@@ -4,6 +4,7 @@
     kimi-agent chat --tools MOD      an interactive chat with your tools
     kimi-agent tools MOD[:ATTR]      the tool schemas the model would see
     kimi-agent simulate              the gateway simulator on a loopback port
+    kimi-agent mcp serve MOD[:ATTR]  the tools as an MCP server over stdio (extra 'mcp')
 
 Sub-commands import what they need when they run, so `kimi-agent --help` stays instant.
 """
@@ -58,6 +59,10 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--host", default="127.0.0.1")
     simulate.add_argument("--script", default=None, help="a JSON or YAML script of replies")
     simulate.add_argument("--api-key", dest="api_key", default="sim-key")
+
+    from kimi_agent.mcp._cli import add_parser as add_mcp_parser  # argparse only
+
+    add_mcp_parser(sub)
     return parser
 
 
@@ -98,7 +103,13 @@ def _chat(args: argparse.Namespace) -> int:
     return run_chat(args)
 
 
-COMMANDS = {"demo": _demo, "chat": _chat, "tools": _tools, "simulate": _simulate}
+def _mcp(args: argparse.Namespace) -> int:
+    from kimi_agent.mcp import _serve as mcp_serve
+
+    return mcp_serve.run(args)
+
+
+COMMANDS = {"demo": _demo, "chat": _chat, "tools": _tools, "simulate": _simulate, "mcp": _mcp}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

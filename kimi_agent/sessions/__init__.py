@@ -7,9 +7,14 @@
 
 from __future__ import annotations
 
-from kimi_agent.sessions._protocol import MemorySession, Session, SessionState
+from kimi_agent.sessions._protocol import (
+    MemorySession,
+    Session,
+    SessionState,
+    WindowedSession,
+)
 from kimi_agent.sessions._sqlite import SQLiteSession, SQLiteStore, enable_wal
-from kimi_agent.sessions._trim import KeepRecentTurns, TrimPolicy
+from kimi_agent.sessions._trim import CacheAwareTrim, KeepRecentTurns, TrimPolicy
 
-__all__ = ["KeepRecentTurns", "MemorySession", "SQLiteSession", "SQLiteStore", "Session",
-           "SessionState", "TrimPolicy", "enable_wal"]
+__all__ = ["CacheAwareTrim", "KeepRecentTurns", "MemorySession", "SQLiteSession", "SQLiteStore",
+           "Session", "SessionState", "TrimPolicy", "WindowedSession", "enable_wal"]

@@ -19,7 +19,7 @@ from kimi_agent.wire import Message
 if TYPE_CHECKING:
     from kimi_agent.sessions._sqlite import SQLiteSession
 
-__all__ = ["MemorySession", "SQLiteSession", "Session", "SessionState"]
+__all__ = ["MemorySession", "SQLiteSession", "Session", "SessionState", "WindowedSession"]
 
 
 @runtime_checkable
@@ -63,6 +63,16 @@ class SessionState(Protocol):
         ...
 
 
+@runtime_checkable
+class WindowedSession(Protocol):
+    """A session that can read from a position on, so a run reads what it may send rather
+    than the whole history (optional; positions count messages from 0)."""
+
+    async def get_since(self, position: int) -> list[Message]:
+        """The messages at `position` and after, oldest first."""
+        ...
+
+
 class MemorySession:
     """A session in this process's memory: for tests, scripts and short-lived bots."""
 
@@ -80,6 +90,10 @@ class MemorySession:
             if limit is None:
                 return list(self._items)
             return self._items[-limit:] if limit > 0 else []
+
+    async def get_since(self, position: int) -> list[Message]:
+        async with self._lock:
+            return self._items[max(0, position):]
 
     async def add_items(self, items: Sequence[Message]) -> None:
         async with self._lock:

@@ -302,6 +302,19 @@ class SQLiteSession:
 
         return await self.store.run(f"read session {session_id!r}", job)
 
+    async def get_since(self, position: int) -> list[Message]:
+        """The messages at `position` (0-based) and after, oldest first: one range read."""
+        session_id = self.session_id
+
+        def job(connection: sqlite3.Connection) -> list[Message]:
+            rows = connection.execute(
+                "SELECT seq, json FROM messages WHERE session_id = ? AND seq >= ? ORDER BY seq",
+                (session_id, max(0, position)),
+            ).fetchall()
+            return [_load(session_id, seq, text) for seq, text in rows]
+
+        return await self.store.run(f"read session {session_id!r}", job)
+
     async def add_items(self, items: Sequence[Message]) -> None:
         """Append messages in one transaction: all of them are stored, or none."""
         rows = _dump_all(self.session_id, items)

@@ -2,13 +2,17 @@
 
 Before each request the history is trimmed to the window minus the output budget. The system
 prompt is not part of the history (the agent adds it to every request), so it always stays.
-The default policy, `KeepRecentTurns`, drops the oldest whole turns first (a turn starts at a
-user message), and never separates an assistant tool-call message from its tool results.
+The default policy, `CacheAwareTrim`, drops the oldest whole turns in blocks so the prompt
+prefix stays byte-stable for Kimi's prompt cache; `KeepRecentTurns` drops just enough of the
+oldest turns for each request. A turn starts at a user message; neither ever separates an
+assistant tool-call message from its tool results.
 Trimming is a policy: pass your own (e.g. one that summarises old turns) to `Agent`.
 """
 
 from __future__ import annotations
 
+import bisect
+import itertools
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
@@ -87,3 +91,61 @@ def _trim_inside_turn(messages: list[Message], counts: list[int], budget: int) -
         total -= sum(counts[start:end])
         dropped_until = end
     return messages[:head] + messages[dropped_until:]
+
+
+class CacheAwareTrim:
+    """The default: trim in blocks so the prompt prefix stays byte-identical between calls.
+
+    Kimi caches a prompt prefix that is byte for byte the same as an earlier one. Dropping
+    the oldest turn on every request (`KeepRecentTurns`) changes the first message each time,
+    so once a conversation fills the window nothing of its history is served from the cache
+    again. This policy trims only when the history outgrows the budget (the high-water mark),
+    and then drops whole turns from the oldest until it fits `low_water` × budget; from then
+    on every request starts at the same message until the budget is reached again.
+
+    The cut is a pure function of the history seen from its first message (`cut`), so it is
+    the same for every request of a run and for every run that sees the same history; a
+    caller that stores the cut (the agent keeps it in the session) can read the history from
+    there next time and get the same cut. A newest turn that alone outgrows the budget is
+    trimmed inside, as `KeepRecentTurns` does.
+    """
+
+    def __init__(self, low_water: float = 0.6, min_turns: int = 1) -> None:
+        if not 0.0 < low_water <= 1.0:
+            raise ValueError(f"low_water must be in (0, 1], not {low_water!r}")
+        self.low_water = low_water
+        self.min_turns = max(1, min_turns)
+
+    def cut(self, messages: Sequence[Message], counts: Sequence[int], budget: int) -> int:
+        """Where the history sent to the model starts: replays the growth of the history and
+        moves the start forward to a turn boundary each time the budget is passed."""
+        starts = [i for i, m in enumerate(messages) if isinstance(m, UserMessage)]
+        prefix = list(itertools.accumulate(counts, initial=0))
+        at_starts = [prefix[s] for s in starts]
+        low = budget * self.low_water
+        cut = 0
+        opened = 0                       # turn starts at or before message i
+        for i in range(len(counts)):
+            while opened < len(starts) and starts[opened] <= i:
+                opened += 1
+            if prefix[i + 1] - prefix[cut] <= budget:
+                continue
+            first = bisect.bisect_right(starts, cut)      # turn starts after the cut
+            last = opened - self.min_turns               # keep `min_turns` turns at least
+            if first > last:
+                continue                                 # nothing may go: trimmed inside
+            # the oldest turn start from which the history fits the low-water mark
+            k = bisect.bisect_left(at_starts, prefix[i + 1] - low, first, last + 1)
+            cut = starts[min(k, last)]
+        return cut
+
+    def trim(self, messages: Sequence[Message], counts: Sequence[int], budget: int
+             ) -> list[Message]:
+        if sum(counts) <= budget:
+            return list(messages)
+        start = self.cut(messages, counts, budget)
+        kept = list(messages[start:])
+        rest = list(counts[start:])
+        if sum(rest) <= budget:
+            return kept
+        return _trim_inside_turn(kept, rest, budget)

@@ -8,7 +8,7 @@ call, the usage so far, and a way to end the run with a hand-off to a human.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from kimi_agent._usage import RunUsage
 
@@ -35,6 +35,12 @@ class RunSignals:
     """Things tools ask of the run while it is under way (shared by every context of a run)."""
 
     handoff: Handoff | None = None
+    transfer: str | None = None
+    """The agent a `transfer_to_…` tool handed the conversation to."""
+    tripped: Exception | None = None
+    """A tool guardrail that tripped (the run ends after the step)."""
+    events: Any = None
+    """The run's event sink when it is streamed (agents run as tools nest their events)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -187,21 +187,25 @@ class HttpGetPolicy:
             ) from error
 
     async def _fetch(self, url: str) -> dict[str, Any]:
-        headers = {"User-Agent": _USER_AGENT, "Accept-Encoding": "identity", **self.headers}
+        headers = {"User-Agent": _USER_AGENT, "Accept-Encoding": "identity"}
         async with httpx.AsyncClient(
             timeout=self.timeout, follow_redirects=False, trust_env=False, headers=headers,
             verify=self.verify,
         ) as client:
             target = self.check_url(url)
+            origin = _ascii_host(target)
             for _ in range(self.max_redirects + 1):
                 host, port = _ascii_host(target), target.port or _port(target)
                 addresses = await self.checked_addresses(host, port)
-                result, location = await self._get_any(client, target, addresses)
+                # the configured headers (an API key, say) go to the first host only: a
+                # redirect to another host must not carry them
+                extra = self.headers if host == origin else {}
+                result, location = await self._get_any(client, target, addresses, extra)
                 if location is None:
                     return result
                 try:
                     target = self.check_url(target.join(location))
-                except httpx.InvalidURL as error:
+                except (httpx.InvalidURL, ValueError) as error:  # incl. non-ASCII Locations
                     raise ToolFailure(f"重定向地址无效：{location!r}。Bad redirect.") from error
             raise ToolFailure(
                 f"重定向次数过多（超过 {self.max_redirects} 次）。"
@@ -209,13 +213,14 @@ class HttpGetPolicy:
             )
 
     async def _get_any(
-        self, client: httpx.AsyncClient, target: httpx.URL, addresses: list[str]
+        self, client: httpx.AsyncClient, target: httpx.URL, addresses: list[str],
+        extra: Mapping[str, str],
     ) -> tuple[dict[str, Any], str | None]:
         """Try the checked addresses in order until one accepts the connection."""
         failure: httpx.ConnectError | None = None
         for address in addresses:
             try:
-                return await self._get(client, target, address)
+                return await self._get(client, target, address, extra)
             except httpx.ConnectError as error:
                 failure = error
         raise ToolFailure(
@@ -223,13 +228,14 @@ class HttpGetPolicy:
         ) from failure
 
     async def _get(
-        self, client: httpx.AsyncClient, target: httpx.URL, address: str
+        self, client: httpx.AsyncClient, target: httpx.URL, address: str,
+        extra: Mapping[str, str],
     ) -> tuple[dict[str, Any], str | None]:
         pinned = target.copy_with(host=address)
         extensions = {"sni_hostname": _ascii_host(target)} if target.scheme == "https" else {}
         try:
             async with client.stream(
-                "GET", pinned, headers={"Host": target.netloc.decode("ascii")},
+                "GET", pinned, headers={**extra, "Host": target.netloc.decode("ascii")},
                 extensions=extensions,
             ) as response:
                 location = response.headers.get("location")

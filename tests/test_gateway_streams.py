@@ -163,9 +163,13 @@ async def test_leaving_the_stream_block_early_closes_the_connection_now() -> Non
     assert server.closed == 1
 
 
-async def test_a_silent_stream_is_an_idle_timeout_with_partial_text() -> None:
+@pytest.mark.parametrize("headers_timeout", [60.0, 0.3], ids=["ours", "library-read"])
+async def test_a_silent_stream_is_an_idle_timeout_with_partial_text(
+    headers_timeout: float,
+) -> None:
     server = ScriptedServer([Answer(events=text_events("从前有座山，山里"), stall_after=4)])
     async with server.serve() as url, GatewayClient(url, KEY, idle_timeout=0.3,
+                                                   headers_timeout=headers_timeout,
                                                    retry=RetryPolicy(max_retries=0)) as client:
         stream = client.stream(request())
         async with stream:

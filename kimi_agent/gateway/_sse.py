@@ -94,6 +94,8 @@ async def next_bytes(chunks: AsyncIterator[bytes], idle: float | None) -> bytes 
         IdleTimeout: nothing arrived within `idle` seconds.
     """
     try:
+        if idle is None:
+            return await chunks.__anext__()
         with anyio.fail_after(idle):
             return await chunks.__anext__()
     except StopAsyncIteration:

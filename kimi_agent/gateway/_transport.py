@@ -42,7 +42,8 @@ from kimi_agent.wire import CallInfo, Usage
 T = TypeVar("T")
 
 _BACKSTOP = 5.0
-"""Seconds added to the library's own read time-out, so our phase time-outs fire first."""
+"""Seconds added to the library's own read time-out where it is only a backstop, so our
+phase time-outs fire first."""
 _STATIC_HEADERS = {"Content-Type": "application/json"}
 _FAILURES = (TimeoutError, *_http.RequestError)
 _STREAM_HEADERS = {"Content-Type": "application/json", "Accept": "text/event-stream"}
@@ -65,12 +66,29 @@ class Timeouts:
                 raise ConfigurationError(f"{name}_timeout must be a positive number of "
                                          f"seconds or None, not {value!r}")
 
+    @property
+    def library_enforces_idle(self) -> bool:
+        """Whether the HTTP library's per-read time-out can be the idle time-out of streams
+        (it then also bounds the wait for headers, so only when headers ≤ idle): no cancel
+        scope per chunk, which would cost more CPU than parsing the chunk."""
+        return self.idle is not None and self.headers is not None and self.headers <= self.idle
+
+    @property
+    def chunk_idle(self) -> float | None:
+        """The idle time-out we enforce ourselves around each read (None: the library does,
+        or there is none)."""
+        return None if self.library_enforces_idle else self.idle
+
     def library(self, *, stream: bool) -> tuple[float | None, float | None, float | None,
                                                  float | None]:
-        """(connect, read, write, pool) for the HTTP library, read as a backstop only."""
-        waits = [self.headers, self.idle] if stream else [self.reply]
-        read = None if any(w is None for w in waits) else max(
-            w for w in waits if w is not None) + _BACKSTOP
+        """(connect, read, write, pool) for the HTTP library."""
+        if not stream:
+            read = None if self.reply is None else self.reply + _BACKSTOP
+        elif self.library_enforces_idle:
+            read = self.idle
+        else:
+            read = None if self.headers is None or self.idle is None else max(
+                self.headers, self.idle) + _BACKSTOP
         return self.connect, read, self.write, None
 
 
@@ -160,7 +178,7 @@ class Transport:
         """The SSE `data` of a streamed body, each wait bounded by the idle time-out; after
         `[DONE]` the rest of the body is drained (bounded) so the connection is reused."""
         try:
-            async for data in _sse.events(exchange.chunks, self.timeouts.idle):
+            async for data in _sse.events(exchange.chunks, self.timeouts.chunk_idle):
                 if data == _sse.DONE:
                     # Drain first: the consumer stops at [DONE] and closes us.
                     await _sse.drain(exchange.chunks)
@@ -183,7 +201,8 @@ class Transport:
         """
         parts: list[bytes] = []
         try:
-            while (part := await _sse.next_bytes(exchange.chunks, self.timeouts.idle)) is not None:
+            while (part := await _sse.next_bytes(exchange.chunks,
+                                                 self.timeouts.chunk_idle)) is not None:
                 parts.append(part)
         except _sse.IdleTimeout:
             raise GatewayTimeoutError(

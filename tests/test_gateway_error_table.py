@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from kimi_agent import Agent, GatewayClient
+from kimi_agent import Agent, FairLimiter, GatewayClient
 from kimi_agent.errors import (
     AuthenticationError,
     BadRequestError,
@@ -187,10 +187,13 @@ async def test_concurrency_cap_that_persists_is_raised_without_fallback(streamed
     server = ScriptedServer([busy] * 20)
     sleeps = Sleeps()
     async with server.serve() as url, GatewayClient(
-            url, KEY, retry=policy(sleeps, max_concurrency_retries=3)) as client:
+            url, KEY, concurrency=2, retry=policy(sleeps, max_concurrency_retries=3)) as client:
         with pytest.raises(ModelFailedError) as caught:
             await run_agent(Agent(client=client), "你好", streamed=streamed)
-        assert client.pool_limiter.limit == 100, "a 429 shrinks nothing"
+        assert isinstance(client.limiter, FairLimiter)
+        assert client.limiter.limit == 2 and client.limiter.in_flight == 0, (
+            "a 429 that still happens shrinks nothing")
+        assert client.pool_limiter.limit == 100
     assert isinstance(caught.value.cause, ConcurrencyLimitError)
     assert isinstance(caught.value.cause, RateLimitError), "old except clauses still match"
     assert {r.json()["model"] for r in server.requests} == {"kimi-k2-6"}

@@ -33,6 +33,7 @@ _EXPORTS: dict[str, str] = {
     "FairLimiter": "kimi_agent.gateway._limiter",
     "CallInfo": "kimi_agent.wire",
     "ModelProfile": "kimi_agent.models._profiles",
+    "ModelPrice": "kimi_agent.models._profiles",
     "register_model": "kimi_agent.models._profiles",
     "ModelRouter": "kimi_agent.models._router",
     "Agent": "kimi_agent.agent._agent",
@@ -53,6 +54,7 @@ _EXPORTS: dict[str, str] = {
     "KeepRecentTurns": "kimi_agent.sessions._trim",
     "CacheAwareTrim": "kimi_agent.sessions._trim",
     "configure_logging": "kimi_agent._logging",
+    "instrument": "kimi_agent.tracing",
 }
 
 __all__ = [
@@ -67,6 +69,7 @@ __all__ = [
     "Handoff",
     "KeepRecentTurns",
     "MemorySession",
+    "ModelPrice",
     "ModelProfile",
     "ModelRouter",
     "PendingApproval",
@@ -86,6 +89,7 @@ __all__ = [
     "UsageLimits",
     "__version__",
     "configure_logging",
+    "instrument",
     "register_model",
     "tool",
 ]
@@ -102,7 +106,7 @@ if TYPE_CHECKING:
     from kimi_agent.gateway._client import GatewayClient
     from kimi_agent.gateway._limiter import ConcurrencyLimiter, FairLimiter
     from kimi_agent.gateway._retry import RetryPolicy
-    from kimi_agent.models._profiles import ModelProfile, register_model
+    from kimi_agent.models._profiles import ModelPrice, ModelProfile, register_model
     from kimi_agent.models._router import ModelRouter
     from kimi_agent.sessions._protocol import MemorySession, Session
     from kimi_agent.sessions._sqlite import SQLiteSession, SQLiteStore
@@ -110,6 +114,7 @@ if TYPE_CHECKING:
     from kimi_agent.tooling._records import ToolCallRecord
     from kimi_agent.tooling._run_context import Handoff, RunContext
     from kimi_agent.tooling._tool import Tool, ToolRegistry, tool
+    from kimi_agent.tracing import instrument
     from kimi_agent.wire import CallInfo
 
 

@@ -23,7 +23,7 @@ from kimi_agent.agent import _events as ev
 from kimi_agent.agent._as_tool import agent_tool
 from kimi_agent.agent._guardrails import Guardrail, ToolGuardrails
 from kimi_agent.agent._handoffs import ACTIVE_AGENT_KEY, AgentHandoff, as_handoffs, handoff_tool
-from kimi_agent.agent._hooks import RunHooks, RunInfo, ToolExecution, chain_hooks
+from kimi_agent.agent._hooks import RunHooks, RunInfo, chain_hooks
 from kimi_agent.agent._loop import (
     Emit,
     RunLoop,
@@ -44,8 +44,7 @@ from kimi_agent.models._profiles import DEFAULT_PROFILES, ModelProfile, ModelPro
 from kimi_agent.models._router import ModelRouter
 from kimi_agent.sessions._protocol import Session, SessionState
 from kimi_agent.sessions._trim import CacheAwareTrim, TrimPolicy
-from kimi_agent.tooling._executor import AroundTool, ToolExecutor
-from kimi_agent.tooling._run_context import RunContext
+from kimi_agent.tooling._executor import ToolExecutor
 from kimi_agent.tooling._tool import Tool, ToolRegistry
 from kimi_agent.tooling._toolset import Toolset
 from kimi_agent.wire import Message
@@ -133,8 +132,7 @@ class Agent(Generic[OutputT]):
             router=self.router,
             registry=self.registry,
             executor=ToolExecutor(self.registry, max_parallel=max_parallel_tools,
-                                  default_timeout=tool_timeout, logger=logger,
-                                  around=_around_tool(chained)),
+                                  default_timeout=tool_timeout, logger=logger),
             request=RequestParts(instructions, output, self.registry),
             output=output,
             max_steps=max_steps,
@@ -373,7 +371,7 @@ class Agent(Generic[OutputT]):
                 f"the run did not finish within run_timeout={timeout:g} s (completed steps "
                 "are kept in the session)", messages=loop.messages)
 
-        hooks = self._config.hooks
+        hooks = loop.hooks
         if hooks is None:
             return await bounded()
         info = RunInfo(loop.run_id, self.name,
@@ -448,16 +446,6 @@ class Agent(Generic[OutputT]):
             return await loop.drive()
 
         return await self._hooked(loop, "run", body)
-
-
-def _around_tool(hooks: RunHooks | None) -> AroundTool | None:
-    if hooks is None:
-        return None
-
-    def around(ctx: RunContext[Any], tool: Tool, arguments: dict[str, Any],
-               proceed: Callable[[], Awaitable[Any]]) -> Awaitable[Any]:
-        return hooks.on_tool(ToolExecution(ctx, tool, arguments), proceed)
-    return around
 
 
 @dataclass(eq=False)

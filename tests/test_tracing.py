@@ -129,6 +129,9 @@ async def test_a_run_with_parallel_tools_and_a_fallback_gives_the_genai_spans(
     assert first.attributes["gen_ai.response.finish_reasons"] == ("tool_calls",)
     assert "gen_ai.output.messages" not in first.attributes          # no content by default
     assert second.attributes["gen_ai.response.model"] == "kimi-k2-5"
+    # the gateway's headers, as the client kept them on the call (never content)
+    assert second.attributes["kimi_agent.gateway.request_id"] == result.steps[-1].call.request_id
+    assert "kimi_agent.gateway.ratelimit.remaining_usd" in second.attributes
     assert second.attributes["kimi_agent.usage.cost_usd"] > 0
     assert root.attributes["kimi_agent.usage.cost_usd"] == pytest.approx(result.usage.cost)
     assert {s.attributes["gen_ai.tool.name"] for s in tools} == {"get_order", "get_shipping"}

@@ -214,16 +214,23 @@ def _json(value: Any) -> str:
 
 
 def _limits(completion: Any) -> dict[str, Any]:
-    """The gateway's spend-cap and quota headers, when the client kept them on the reply."""
-    found: dict[str, Any] = {}
-    info = getattr(completion, "call_info", None) or getattr(completion, "gateway", None)
+    """The gateway's ids, spend-cap and quota headers and the attempts of one call (from the
+    client's `CallInfo` on the reply; none of it is content)."""
+    info = getattr(completion, "call_info", None)
     if info is None:
-        return found
-    for attr, name in (("ratelimit_remaining", "kimi_agent.gateway.ratelimit.remaining_usd"),
-                       ("ratelimit_limit", "kimi_agent.gateway.ratelimit.limit_usd"),
+        return {}
+    found: dict[str, Any] = {"kimi_agent.gateway.attempts": info.attempts}
+    for attr, name in (("request_id", "kimi_agent.gateway.request_id"),
+                       ("trace_id", "kimi_agent.gateway.trace_id"),
+                       ("rate_limit_limit", "kimi_agent.gateway.ratelimit.limit_usd"),
+                       ("rate_limit_remaining", "kimi_agent.gateway.ratelimit.remaining_usd"),
                        ("quota_remaining_credits", "kimi_agent.gateway.quota.remaining_credits"),
-                       ("request_id", "kimi_agent.gateway.request_id")):
+                       ("org_quota_remaining_credits",
+                        "kimi_agent.gateway.org_quota.remaining_credits")):
         value = getattr(info, attr, None)
         if value is not None:
-            found[name] = value if isinstance(value, int | float | str) else str(value)
+            found[name] = value
+    reset = getattr(info, "rate_limit_reset", None)
+    if reset is not None:
+        found["kimi_agent.gateway.ratelimit.reset"] = reset.isoformat()
     return found

@@ -61,8 +61,8 @@ def conversation_key(messages: list[Any]) -> str | None:
 @dataclass
 class Conversation:
     previous: list[str] = field(default_factory=list)
-    requests: list[tuple[float, float]] = field(default_factory=list)
-    """(prompt tokens, cached tokens) of every request, in order."""
+    requests: list[tuple[float, float, bool]] = field(default_factory=list)
+    """(prompt tokens, cached tokens, whole previous prompt reused) of every request."""
 
 
 def common_prefix(a: str, b: str) -> int:
@@ -107,20 +107,21 @@ class CacheModel:
                 cached += estimate_tokens(piece[: common_prefix(piece, previous[index])])
             break
         total = sum(estimate_tokens(p) for p in pieces)
+        extends = bool(previous) and pieces[: len(previous)] == previous
         conversation.previous = pieces
-        conversation.requests.append((total, cached))
+        conversation.requests.append((total, cached, extends))
         return total, cached
 
     def summary(self, key: str) -> dict[str, Any]:
         conversation = self.conversations.get(key)
         if conversation is None:
             return {"requests": 0, "prompt_tokens": 0, "cached_tokens": 0, "per_request": []}
-        prompt = sum(p for p, _ in conversation.requests)
-        cached = sum(c for _, c in conversation.requests)
+        prompt = sum(p for p, _, _ in conversation.requests)
+        cached = sum(c for _, c, _ in conversation.requests)
         return {
             "requests": len(conversation.requests),
             "prompt_tokens": prompt,
             "cached_tokens": cached,
             "share": cached / prompt if prompt else 0.0,
-            "per_request": [[round(p), round(c)] for p, c in conversation.requests],
+            "per_request": [[round(p), round(c), int(e)] for p, c, e in conversation.requests],
         }

@@ -95,14 +95,24 @@ def message_tokens(message: dict[str, Any]) -> float:
 
 
 def trim_to_budget(
-    messages: list[dict[str, Any]], budget: float = WINDOW - OUTPUT_RESERVE
+    messages: list[dict[str, Any]], budget: float = WINDOW - OUTPUT_RESERVE,
+    counts: dict[int, float] | None = None,
 ) -> list[dict[str, Any]]:
-    """The newest whole turns (a turn starts at a user message) whose tokens fit `budget`."""
+    """The newest whole turns (a turn starts at a user message) whose tokens fit `budget`.
+
+    `counts` caches each message's estimate by `id()` (the caller keeps the messages alive)."""
     budget -= 256 + budget / 20  # the head-room a careful loop keeps for its estimate's error
     total = 0.0
     start = len(messages)
     for index in range(len(messages) - 1, -1, -1):
-        total += message_tokens(messages[index])
+        message = messages[index]
+        if counts is None:
+            total += message_tokens(message)
+        else:
+            count = counts.get(id(message))
+            if count is None:
+                count = counts[id(message)] = message_tokens(message)
+            total += count
         if total > budget:
             break
         if messages[index].get("role") == "user":

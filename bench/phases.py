@@ -305,14 +305,14 @@ async def cache_phase(runner: ConversationRunner, args: argparse.Namespace) -> d
         await runner.close_conversation(conversation)
     summary = await aprobe(args.base_url, f"/_cache/{key}")
     per_request = summary.get("per_request", []) if isinstance(summary, dict) else []
-    peak = 0
-    filled_at = None
-    for index, (prompt_tokens, _) in enumerate(per_request):
-        if prompt_tokens < peak * 0.97 and filled_at is None:
-            filled_at = index  # the first request smaller than an earlier one: trimmed
-        peak = max(peak, prompt_tokens)
+    # The first request that does not start with the whole previous prompt: history trimmed
+    # (or otherwise rewritten); the share from there on is the cache a long conversation gets.
+    filled_at = next(
+        (i for i, (_, _, extends) in enumerate(per_request) if i and not extends), None
+    )
+    peak = max((p for p, _, _ in per_request), default=0)
     after = per_request[filled_at:] if filled_at is not None else []
-    after_prompt = sum(p for p, _ in after)
+    after_prompt = sum(p for p, _, _ in after)
     return {
         "completed": completed,
         "verified": verified,
@@ -326,7 +326,7 @@ async def cache_phase(runner: ConversationRunner, args: argparse.Namespace) -> d
         "cached_share": summary.get("share") if isinstance(summary, dict) else None,
         "first_trimmed_request": filled_at,
         "cached_share_after_trim": (
-            sum(c for _, c in after) / after_prompt if after_prompt else None
+            sum(c for _, c, _ in after) / after_prompt if after_prompt else None
         ),
         "peak_prompt_tokens": peak,
         "cpu_ms_per_run": statistics.median(cpu_ms) if cpu_ms else math.nan,

@@ -391,10 +391,17 @@ def render_markdown(data: dict[str, Any]) -> str:
         lines += ["> Quick smoke run: tiny numbers of conversations, not benchmark figures.", ""]
     load = machine.get("loadavg_start")
     load_text = " / ".join(f"{x:.2f}" for x in load) if load else "n/a"
+    end = machine.get("loadavg_end")
+    during = machine.get("loadavg_during") or []
+    if end:
+        load_text += f", at the end {' / '.join(f'{x:.2f}' for x in end)}"
+    if during:
+        load_text += (f", 1-minute load before each run {min(during):.2f}–{max(during):.2f} "
+                      f"(median {statistics.median(during):.2f})")
     lines += [
         f"- **Date**: {meta['date']} (run took {meta.get('elapsed_s', 0):.0f} s)",
         f"- **Machine**: {machine['cpu']}, {machine['cores']} cores, {machine['python']}, "
-        f"{machine['platform']}; load average at start {load_text}",
+        f"{machine['platform']}; load average (1 / 5 / 15 min) at start {load_text}",
         f"- **Pinning**: client on CPU {meta.get('client_cpus') or 'any'}, fake gateway on CPU "
         f"{meta.get('gateway_cpus') or 'any'}",
         "- **Versions**: " + ", ".join(f"{k} {v}" for k, v in versions.items())
@@ -407,9 +414,13 @@ def render_markdown(data: dict[str, Any]) -> str:
         lines += ["Skipped targets:", ""]
         lines += [f"- {name}: {why}" for name, why in data["skipped"].items()]
         lines.append("")
-    lines += ["## Targets to reach", "", *goals(res), ""]
+    from bench import report_issue14
+
+    lines += ["## Targets (issue 14)", "", *report_issue14.goals(res), ""]
+    lines += ["## Earlier targets (issue 8)", "", *goals(res), ""]
     for mode in meta["modes"]:
         lines += [f"## {MODE_TITLES[mode].capitalize()}", "", *main_table(res, mode), ""]
+    lines += report_issue14.sections(res)
     lines += ["## Import time (fresh interpreter, median of "
               f"{meta['import_repeats']})", "", *import_table(res), ""]
     lines += pool_section(res)
@@ -434,8 +445,10 @@ def render_markdown(data: dict[str, Any]) -> str:
 
 
 def render_summary(data: dict[str, Any]) -> str:
+    from bench import report_issue14
+
     res = Results(data)
-    lines = ["", *goals(res), ""]
+    lines = ["", *report_issue14.goals(res), ""]
     for mode in res.meta["modes"]:
         lines += [MODE_TITLES[mode], *main_table(res, mode), ""]
     return "\n".join(lines)

@@ -187,17 +187,23 @@ class HandWritten(ConversationRunner):
         assert isinstance(conversation, HandConversation)
         messages = conversation.messages if conversation.keep else list(conversation.messages)
         messages.append({"role": "user", "content": prompt})
-        return await self._loop(messages, conversation.system, trim=conversation.keep)
+        counts = conversation.counts if conversation.keep else None
+        return await self._loop(messages, conversation.system, trim=conversation.keep,
+                                counts=counts)
 
     async def _loop(
-        self, messages: list[dict[str, Any]], system: str | None, *, trim: bool
+        self, messages: list[dict[str, Any]], system: str | None, *, trim: bool,
+        counts: dict[int, float] | None = None,
     ) -> object:
         """Ask, run the tools, repeat. `trim`: before each request drop the oldest whole
         turns that no longer fit the window (and forget them), as a simple loop would."""
         for _ in range(MAX_STEPS):
             if trim:
-                kept = trim_to_budget(messages)
+                kept = trim_to_budget(messages, counts=counts)
                 if len(kept) != len(messages):
+                    if counts is not None:
+                        for gone in messages[: len(messages) - len(kept)]:
+                            counts.pop(id(gone), None)
                     del messages[: len(messages) - len(kept)]
             sent = [{"role": "system", "content": system}, *messages] if system else messages
             body = {"model": MODEL, "messages": sent, "tools": TOOLS, "max_tokens": MAX_TOKENS}
@@ -221,6 +227,7 @@ class HandConversation:
         self.messages = messages
         self.system = system
         self.keep = keep
+        self.counts: dict[int, float] = {}
 
 
 def make_runner(base_url: str, streamed: bool, variant: str) -> ConversationRunner:

@@ -416,7 +416,8 @@ def render_markdown(data: dict[str, Any]) -> str:
         lines.append("")
     from bench import report_issue14
 
-    lines += ["## Targets (issue 14)", "", *report_issue14.goals(res), ""]
+    lines += ["## Targets (issue 14)", "", *report_issue14.goals(res), "",
+              *report_issue14.misses(res), ""]
     lines += ["## Earlier targets (issue 8)", "", *goals(res), ""]
     for mode in meta["modes"]:
         lines += [f"## {MODE_TITLES[mode].capitalize()}", "", *main_table(res, mode), ""]
@@ -429,8 +430,9 @@ def render_markdown(data: dict[str, Any]) -> str:
         "- Targets: " + "; ".join(f"**{k}** — {v}" for k, v in meta["targets"].items()
                                    if ":" not in k),
         "- The HTTP client: kimi-agent's GatewayClient moved from httpx 0.28 to httpx2 "
-        "(same API, one import point: `kimi_agent/_http.py`) because of the pool cost in the "
-        "table above: with httpx the non-streamed throughput target at 200 concurrent was "
+        "(same API, one import point) because of httpx 0.28's pool cost (`python -m bench "
+        "--pools` runs the comparison, see bench/README.md): with httpx the non-streamed "
+        "throughput target at 200 concurrent was "
         "missed (81–194 conv/s against ≥ 3× the peers); tuning httpx's limits helped one mode "
         "and hurt the other. Its own pool keeps httpx2's default 100 connections / 20 "
         "keep-alive (more keep-alive costs CPU, fewer connections would queue requests "

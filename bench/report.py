@@ -368,9 +368,29 @@ def contention_note(res: Results) -> list[str]:
                 "(client CPU ÷ wall time ≥ 0.8)."]
     return [
         f"- {len(starved)} CPU-bound run(s) got less than 0.8 of a core (another process was "
-        "busy on the machine); their throughput is low, their CPU/conversation is not affected, "
+        "busy on the machine); their throughput is low, their CPU/conversation much less affected, "
         "and the median of the repeats discards them when the other repeats are clean: "
         + ", ".join(starved[:12]) + ("…" if len(starved) > 12 else "") + ".",
+    ]
+
+
+def shared_machine_note(machine: dict[str, Any]) -> list[str]:
+    """A warning when other processes loaded the machine during the run."""
+    loads = list(machine.get("loadavg_during") or [])
+    for key in ("loadavg_start", "loadavg_end"):
+        if machine.get(key):
+            loads.append(float(machine[key][0]))
+    cores = machine.get("cores") or 1
+    if not loads or max(loads) <= 0.75 * cores + 1.0:  # our own client + gateway: ≈ 2
+        return []
+    return [
+        f"> **Shared machine.** The 1-minute load average went up to {max(loads):.1f} during "
+        f"this run, on {cores} cores (the benchmark itself accounts for about 2): other "
+        "processes competed for the CPUs the client and the fake gateway were pinned to. "
+        "Wall-time figures (conv/s, latencies, import, registration and start-up times) are "
+        "inflated by it; CPU-time figures (ms per conversation or run) much less, but not "
+        "nothing (shared caches, preemption). Every ratio is taken within the same run.",
+        "",
     ]
 
 
@@ -389,6 +409,7 @@ def render_markdown(data: dict[str, Any]) -> str:
         ]
     if meta.get("quick"):
         lines += ["> Quick smoke run: tiny numbers of conversations, not benchmark figures.", ""]
+    lines += shared_machine_note(machine)
     load = machine.get("loadavg_start")
     load_text = " / ".join(f"{x:.2f}" for x in load) if load else "n/a"
     end = machine.get("loadavg_end")
@@ -410,6 +431,16 @@ def render_markdown(data: dict[str, Any]) -> str:
         f"model latency {meta['model_latency_ms']:g} ms, tools wait 0 ms except the tools row",
         "",
     ]
+    for part in meta.get("merged", []):
+        load = part.get("loadavg_start") or []
+        lines.append(
+            f"- **Re-run on its own** ({part['date']}, {part.get('elapsed_s') or 0:.0f} s, "
+            f"repository at {part.get('revision')}, load average at start "
+            f"{' / '.join(f'{x:.2f}' for x in load) or 'n/a'}): "
+            + ", ".join(part["cells"])
+        )
+    if meta.get("merged"):
+        lines.append("")
     if data["skipped"]:
         lines += ["Skipped targets:", ""]
         lines += [f"- {name}: {why}" for name, why in data["skipped"].items()]

@@ -122,10 +122,12 @@ def goal_rows(res: Results) -> list[list[str]]:
             if not res.has(KIMI, mode, big):
                 continue
             failures = _value(res, KIMI, mode, big, "failures")
+            unfinished = _value(res, KIMI, mode, big, "unfinished")
+            late = f", {fmt(unfinished)} unfinished at the time limit" if unfinished else ""
             rows.append([
-                f"{n_big:,} in flight: 0 failures", MODE_TITLES[mode], fmt(failures),
+                f"{n_big:,} in flight: 0 failures", MODE_TITLES[mode], fmt(failures) + late,
                 f"{FLOOR} loop {fmt(_value(res, FLOOR, mode, big, 'failures'))}",
-                verdict(None if failures is None else failures == 0),
+                verdict(None if failures is None else failures == 0 and not unfinished),
             ])
         for mode in modes:
             if not res.has(KIMI, mode, big):
@@ -269,6 +271,7 @@ def burst_section(res: Results) -> list[str]:
                     res.pair(target, mode, key, "p50_ms", "p99_ms"),
                     res.cell(target, mode, key, "cpu_ms_per_conv"),
                     res.cell(target, mode, key, "failures"),
+                    res.cell(target, mode, key, "unfinished"),
                     res.pair(target, mode, key, "lag_p99_ms", "lag_max_ms"),
                     res.cell(target, mode, key, "new_connections_per_conv"),
                 ])
@@ -283,7 +286,8 @@ def burst_section(res: Results) -> list[str]:
         f"connections ÷ latency ≈ 100 ÷ (2 requests × {latency_ms / 1000:g} s) = "
         f"{fmt(bound)} conversations/s.", "",
         *table(["in flight", "mode", "target", "conv/s", "p50 / p99 ms", "CPU ms/conv",
-                "failures", "loop lag p99 / max ms", "new connections / conv"], rows),
+                "failures", "unfinished at the time limit", "loop lag p99 / max ms",
+                "new connections / conv"], rows),
         "",
     ]
 

@@ -120,7 +120,7 @@ FULL_SCENARIOS: tuple[Scenario, ...] = (
     *history_scenarios((10, 1000, 10000), 10),
     burst(200, 500, 60.0),
     burst(1000, 500, 90.0),
-    burst(5000, 500, 180.0, floor_plain=True),
+    burst(5000, 500, 240.0, floor_plain=True),
     Scenario("early", "4 calls 250 ms apart, tools 0.2–1 s", "early", 1, 0, 0.0, 60.0,
              route="gap250", modes=("stream",), targets=(KIMI, KIMI_EARLY, FLOOR), repeats=1,
              options=("--runs", "5", "--gap-ms", "250")),
@@ -161,7 +161,7 @@ class Settings:
     json_out: Path | None
     quick: bool
     micro_repeats: int = 7
-    render: Path | None = None
+    render: list[Path] | None = None
 
 
 @dataclass
@@ -590,8 +590,10 @@ def parse_args(argv: Sequence[str] | None) -> Settings:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="markdown output")
     parser.add_argument("--json", type=Path, help="raw results (default: OUT with .json)")
     parser.add_argument(
-        "--render", type=Path, metavar="JSON",
-        help="measure nothing: rewrite OUT from the raw results of an earlier run",
+        "--render", type=Path, metavar="JSON", nargs="+",
+        help="measure nothing: rewrite OUT (and its .json) from the raw results of earlier "
+        "runs; a later file's runs replace an earlier one's for the same target, mode and "
+        "scenario (e.g. a scenario re-run on its own), and RESULTS.md says so",
     )
     args = parser.parse_args(argv)
 
@@ -658,6 +660,36 @@ def plan(settings: Settings, available: list[TargetSpec]) -> Iterator[tuple[int,
                         yield repeat, scenario, mode, spec
 
 
+def merge_results(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """One result set from several runs: the first's meta, imports and micro figures; every
+    later part's runs replace the first's for the same (target, mode, scenario), and the
+    meta records which cells came from which run (date, load, revision)."""
+    merged = parts[0]
+    for part in parts[1:]:
+        cells = {(r["target"], r["mode"], r["scenario"]) for r in part["runs"]}
+        merged["runs"] = [
+            r for r in merged["runs"] if (r["target"], r["mode"], r["scenario"]) not in cells
+        ] + part["runs"]
+        known = {s["key"] for s in merged["meta"]["scenarios"]}
+        for scenario in part["meta"]["scenarios"]:
+            if scenario["key"] in known:
+                merged["meta"]["scenarios"] = [
+                    scenario if s["key"] == scenario["key"] else s
+                    for s in merged["meta"]["scenarios"]
+                ]
+            else:
+                merged["meta"]["scenarios"].append(scenario)
+        merged["meta"].setdefault("merged", []).append({
+            "date": part["meta"]["date"],
+            "revision": part["meta"].get("revision"),
+            "elapsed_s": part["meta"].get("elapsed_s"),
+            "loadavg_start": part["meta"]["machine"].get("loadavg_start"),
+            "loadavg_end": part["meta"]["machine"].get("loadavg_end"),
+            "cells": sorted(f"{t} {m} {s}" for t, m, s in cells),
+        })
+    return merged
+
+
 def dump_results(data: dict[str, Any]) -> str:
     """The raw results as JSON, one run per line (readable diffs, no indentation bloat)."""
     head = {k: v for k, v in data.items() if k != "runs"}
@@ -672,9 +704,13 @@ def dump_results(data: dict[str, Any]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     settings = parse_args(argv)
     if settings.render is not None:
-        saved = json.loads(settings.render.read_text(encoding="utf-8"))
+        saved = merge_results(
+            [json.loads(path.read_text(encoding="utf-8")) for path in settings.render]
+        )
         settings.out.write_text(render_markdown(saved), encoding="utf-8")
-        log(f"wrote {settings.out} from {settings.render}")
+        if len(settings.render) > 1 and settings.json_out is not None:
+            settings.json_out.write_text(dump_results(saved), encoding="utf-8")
+        log(f"wrote {settings.out} from {', '.join(map(str, settings.render))}")
         return 0
     started = time.time()
     meta: dict[str, Any] = {
@@ -764,7 +800,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 DESCRIBE = {
     "history": ("cpu_ms_per_run", "sent_messages", "stored_messages"),
-    "burst": ("conv_per_s", "p99_ms", "cpu_ms_per_conv", "failures", "lag_p99_ms"),
+    "burst": ("conv_per_s", "p99_ms", "cpu_ms_per_conv", "failures", "unfinished",
+              "lag_p99_ms"),
     "early": ("step_ms", "bound_ms", "conversation_ms"),
     "cache": ("cached_share", "cached_share_after_trim", "requests"),
     "connections": ("new_connections", "requests"),

@@ -122,7 +122,7 @@ class HandWritten(ConversationRunner):
         self.client = lib.AsyncClient(
             base_url=self.base_url,
             headers={"Authorization": "Bearer bench-key"},
-            timeout=lib.Timeout(60.0, connect=10.0),
+            timeout=lib.Timeout(300.0, connect=10.0),  # kimi-agent's default: a fair floor
             **kwargs,
         )
 

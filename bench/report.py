@@ -21,6 +21,16 @@ KIMI = "kimi-agent"
 PEERS = ("openai-agents", "pydantic-ai")
 
 
+def no_data(result: dict[str, Any]) -> bool:
+    """A run that measured nothing (its window hit the time limit before any conversation
+    completed: a client starved of CPU), as opposed to one whose outputs failed the check."""
+    return (
+        bool(result.get("ok")) and not result.get("verified_ok") and not result.get("errors")
+        and result.get("completed") == 0 and bool(result.get("window_cut_by_time"))
+        and result.get("warmup_verified") == result.get("warmup_completed")
+    )
+
+
 @dataclass(frozen=True)
 class Stat:
     median: float
@@ -55,7 +65,16 @@ class Results:
         return (target, mode, scenario) in self.cells
 
     def failed(self, target: str, mode: str, scenario: str) -> bool:
-        return any(not r.get("verified_ok") for r in self.cells.get((target, mode, scenario), []))
+        return any(not r.get("verified_ok") and not no_data(r)
+                   for r in self.cells.get((target, mode, scenario), []))
+
+    def empty(self) -> list[str]:
+        """Runs whose measured window closed at its time limit before a conversation ended."""
+        return sorted(
+            f"{target} {MODE_TITLES.get(mode, mode)} {scenario}"
+            for (target, mode, scenario), results in self.cells.items()
+            for r in results if no_data(r)
+        )
 
     def stat(self, target: str, mode: str, scenario: str, metric: str) -> Stat | None:
         values = [
@@ -263,8 +282,9 @@ def import_table(res: Results) -> list[str]:
 
 def pool_section(res: Results) -> list[str]:
     modes: list[str] = res.meta["modes"]
-    if not any(res.has(lib, m, "c200") for lib in POOL_LIBRARIES for m in modes):
-        return []
+    if not any(res.has(f"{lib}:{limits}", m, "c200") for lib in POOL_LIBRARIES
+               for limits in ("20/20", "200/200") for m in modes):
+        return []  # only the default limits ran (no --pools): nothing to compare
     header = ["client", "Limits(max_connections / max_keepalive)"]
     for mode in modes:
         title = MODE_TITLES[mode]
@@ -363,10 +383,16 @@ def contention_note(res: Results) -> list[str]:
         if r.get("verified_ok") and isinstance(r.get("cpu_share"), float)
         and r["cpu_share"] < 0.8
     )
+    empty = res.empty()
+    lines = [] if not empty else [
+        f"- {len(empty)} run(s) measured nothing: the window reached its time limit before "
+        "one conversation completed (the client got a fraction of its core), so the cell "
+        "is the median of the other repeats, or — : " + ", ".join(empty) + "."
+    ]
     if not starved:
-        return ["- Every CPU-bound run (50 and 200 concurrent) had its core to itself "
+        return [*lines, "- Every CPU-bound run (50 and 200 concurrent) had its core to itself "
                 "(client CPU ÷ wall time ≥ 0.8)."]
-    return [
+    return [*lines,
         f"- {len(starved)} CPU-bound run(s) got less than 0.8 of a core (another process was "
         "busy on the machine); their throughput is low, their CPU/conversation much less affected, "
         "and the median of the repeats discards them when the other repeats are clean: "

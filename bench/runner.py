@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import micro
-from bench.report import render_markdown, render_summary
+from bench.report import no_data, render_markdown, render_summary
 from bench.targets import ALL_TARGETS, TARGETS_BY_NAME, TargetSpec
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -792,7 +792,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings.json_out.write_text(dump_results(data), encoding="utf-8")
     print(render_summary(data))
     log(f"wrote {settings.out} in {meta['elapsed_s']:.0f} s")
-    failed = [r for r in runs if not r.result["verified_ok"]]
+    failed = [r for r in runs if not r.result["verified_ok"] and not no_data(r.result)]
     for run in failed[:10]:
         log(f"FAILED {run.target} {run.mode} {run.scenario}: {run.result.get('errors')}")
     return 1 if failed else 0

@@ -289,7 +289,32 @@ def burst_section(res: Results) -> list[str]:
                 "failures", "unfinished at the time limit", "loop lag p99 / max ms",
                 "new connections / conv"], rows),
         "",
+        *_failure_kinds(res, keys),
     ]
+
+
+def _failure_kinds(res: Results, keys: list[str]) -> list[str]:
+    """What the failed conversations of the in-flight runs raised (first few errors)."""
+    lines = []
+    for key in keys:
+        for (target, mode, scenario), results in sorted(res.cells.items()):
+            if scenario != key:
+                continue
+            for result in results:
+                if result.get("failures") and result.get("errors"):
+                    kinds = sorted({str(e).split(":")[0] for e in result["errors"]})
+                    lines.append(
+                        f"- {target}, {MODE_TITLES[mode]}, {res.concurrency(key):,} in flight: "
+                        f"{fmt(result['failures'])} failures, e.g. {', '.join(kinds)}."
+                    )
+    if lines:
+        lines.append(
+            "- The hand-written loop has no retry: a request that times out fails its "
+            "conversation. kimi-agent's GatewayClient retries time-outs and connection errors "
+            "(RetryPolicy, 2 retries by default)."
+        )
+        lines.append("")
+    return lines
 
 
 def early_section(res: Results) -> list[str]:

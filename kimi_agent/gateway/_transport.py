@@ -20,6 +20,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -47,6 +48,14 @@ phase time-outs fire first."""
 _STATIC_HEADERS = {"Content-Type": "application/json"}
 _FAILURES = (TimeoutError, *_http.RequestError)
 _STREAM_HEADERS = {"Content-Type": "application/json", "Accept": "text/event-stream"}
+
+
+RetryObserver = Callable[[str, GatewayError, int, "float | None"], None]
+retry_observer: ContextVar[RetryObserver | None] = ContextVar("kimi_agent_retry_observer",
+                                                              default=None)
+"""Told of each failed attempt (model, error, attempt number, the wait before the next one or
+None when it was the last): how tracing shows retries as span events without the client
+knowing about tracing. Unset (the default), a failure costs one lookup."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,7 +263,11 @@ class Transport:
 
     def log_failure(self, model: str, error: GatewayError, attempt: int, *, final: bool,
                     delay: float | None = None) -> None:
-        """`model_call_retry` (INFO) or `model_call_failed` (WARNING), with the ids."""
+        """`model_call_retry` (INFO) or `model_call_failed` (WARNING), with the ids; and the
+        run's retry observer, when one is set (tracing)."""
+        observer = retry_observer.get()
+        if observer is not None:
+            observer(model, error, attempt, None if final else delay)
         log = resolve(self.logger)
         if log is None:
             return

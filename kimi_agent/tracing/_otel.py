@@ -20,6 +20,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from kimi_agent import __version__
 from kimi_agent.agent._hooks import ModelCall, ModelReply, RunHooks, RunInfo, ToolExecution
 from kimi_agent.agent._result import RunResult
+from kimi_agent.gateway._transport import retry_observer
 from kimi_agent.wire import dumps
 
 PROVIDER = "moonshot"
@@ -108,6 +109,15 @@ class Instrumentation(RunHooks):
                 record_exception=False, set_status_on_exception=False) as span:
             key = (call.run_id, call.step)
             self._model_spans[key] = span
+
+            def on_retry(model: str, error: Exception, attempt: int, delay: float | None
+                         ) -> None:
+                span.add_event("retry" if delay is not None else "attempt_failed", {
+                    "gen_ai.request.model": model, "kimi_agent.attempt": attempt,
+                    "error.type": type(error).__name__,
+                    "kimi_agent.retry.delay_s": -1.0 if delay is None else delay})
+
+            observing = retry_observer.set(on_retry)
             metric_attributes = {"gen_ai.operation.name": "chat",
                                  "gen_ai.provider.name": PROVIDER,
                                  "gen_ai.request.model": call.primary}
@@ -120,6 +130,7 @@ class Instrumentation(RunHooks):
                 raise
             finally:
                 self._model_spans.pop(key, None)
+                retry_observer.reset(observing)
             usage = completion.usage
             span.set_attributes({
                 "gen_ai.response.model": profile.name,

@@ -48,7 +48,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractAsyncContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Literal, TypeVar
@@ -395,6 +395,32 @@ class SQLiteSession:
                         (session_id, key, text))
 
         await self.store.run(f"write state {key!r} of session {session_id!r}", job)
+
+    async def get_all_state(self) -> dict[str, Any]:
+        """Every state value of this session, by key (for copying a conversation)."""
+        session_id = self.session_id
+
+        def job(connection: sqlite3.Connection) -> dict[str, Any]:
+            rows = connection.execute(
+                "SELECT key, json FROM session_state WHERE session_id = ? ORDER BY key",
+                (session_id,)).fetchall()
+            return {key: json.loads(text) for key, text in rows}
+
+        return await self.store.run(f"read the state of session {session_id!r}", job)
+
+    def lock(self, timeout: float | None = 30.0) -> AbstractAsyncContextManager[None]:
+        """Hold this conversation against other processes for the block: a `flock` on a lock
+        file next to the database (see `_filelock`); the agent takes it for each run. An
+        in-memory database is private to this process, where the agent's own lock suffices.
+
+        Raises:
+            ConversationBusyError: another process held it for `timeout` seconds.
+        """
+        from kimi_agent.sessions._filelock import conversation_file_lock
+
+        if self.store.path == ":memory:":
+            return nullcontext()
+        return conversation_file_lock(self.store.path, self.session_id, timeout)
 
     # ------------------------------------------------------------------ lifecycle
 

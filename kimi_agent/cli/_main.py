@@ -4,6 +4,8 @@
     kimi-agent chat --tools MOD      an interactive chat with your tools
     kimi-agent tools MOD[:ATTR]      the tool schemas the model would see
     kimi-agent simulate              the gateway simulator on a loopback port
+    kimi-agent sessions copy SRC DST copy conversations between stores (SQLite, PostgreSQL,
+                                     Redis)
 
 Sub-commands import what they need when they run, so `kimi-agent --help` stays instant.
 """
@@ -58,6 +60,10 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--host", default="127.0.0.1")
     simulate.add_argument("--script", default=None, help="a JSON or YAML script of replies")
     simulate.add_argument("--api-key", dest="api_key", default="sim-key")
+
+    from kimi_agent.cli import _sessions
+
+    _sessions.add_parser(sub)
     return parser
 
 
@@ -98,7 +104,14 @@ def _chat(args: argparse.Namespace) -> int:
     return run_chat(args)
 
 
-COMMANDS = {"demo": _demo, "chat": _chat, "tools": _tools, "simulate": _simulate}
+def _sessions_command(args: argparse.Namespace) -> int:
+    from kimi_agent.cli._sessions import run
+
+    return run(args)
+
+
+COMMANDS = {"demo": _demo, "chat": _chat, "tools": _tools, "simulate": _simulate,
+            "sessions": _sessions_command}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -4,13 +4,13 @@
     kimi-agent sessions copy postgresql://bot@db/support redis://cache:6379/0?prefix=bot:
 
 Stores are named by URL: `sqlite:///relative.db`, `sqlite:////absolute/path.db`,
-`postgresql://…` and `redis://…` (optional query parameters `prefix=` and `lock_ttl=` set
-the Redis key prefix and lock expiry). Every conversation is copied with its messages
-(exactly, in order) and its state values; the oldest is copied first, so "most recently updated first" stays the same in the
-destination. Conversations that already exist in the destination are refused before
-anything is written, unless `--replace` is given (they are deleted first). A progress bar goes
-to stderr; at the end every copied conversation is read back and its message count and state
-compared with the source: a mismatch fails the command (exit 1).
+`postgresql://…` and `redis://…` (optional query parameters `prefix=` and `lock_ttl=` set the
+Redis key prefix and lock expiry). Every conversation is copied with its messages (exactly, in
+order) and its state values; the oldest is copied first, so "most recently updated first" stays
+the same in the destination. Conversations that already exist in the destination are refused
+before anything is written, unless `--replace` is given (they are deleted first). A progress
+bar goes to stderr; at the end every copied conversation is read back and its message count and
+state compared with the source: a mismatch fails the command (exit 1).
 """
 
 from __future__ import annotations

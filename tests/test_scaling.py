@@ -298,3 +298,51 @@ async def test_limiter_arguments_are_checked() -> None:
     with pytest.raises(ConfigurationError, match="key"):
         PostgresLimiter("postgresql://x@127.0.0.1/db", "", 5)
 
+
+
+@pytest.mark.parametrize("kind", ["postgres", "redis"])
+async def test_a_server_restarted_mid_run_is_a_typed_error_and_loses_nothing(
+        kind: str, request: pytest.FixtureRequest) -> None:
+    from kimi_agent import Agent, GatewayClient, PostgresStore, RedisStore, tool
+    from kimi_agent.errors import SessionStoreUnavailableError
+
+    if kind == "postgres":
+        server = request.getfixturevalue("make_postgres_server")()
+        store: Any = PostgresStore(server.url(), timeout=2)
+    else:
+        server = request.getfixturevalue("make_redis_server")(persistent=True)
+        store = RedisStore(server.url, timeout=2, lock_ttl=2)  # the lock outlives the restart
+
+    crash = {"now": False}
+
+    @tool
+    def get_order(order_id: str) -> dict[str, str]:
+        """查询订单状态。
+
+        Args:
+            order_id: 订单号。
+        """
+        if crash["now"]:
+            server.crash()
+        return {"order_id": order_id, "状态": "运输中"}
+
+    sim = GatewaySimulator(responder=responder)
+    async with sim.serve() as url, GatewayClient(url, sim.api_key) as client, store:
+        agent = Agent(instructions="你是客服助手。", tools=[get_order], client=client)
+        session = store.session("重启中的客户")
+        first = await agent.run("订单 A1024 到哪了？", session=session)
+        assert first.status == "completed"
+        before = await session.get_items()
+        crash["now"] = True
+        with pytest.raises(SessionStoreUnavailableError):
+            await agent.run("订单 B2048 呢？", session=session)
+        crash["now"] = False
+        server.start()
+        after = await session.get_items()
+        assert after[:len(before)] == before, "nothing committed was lost"
+        assert not any("B2048" in str(m) for m in after[len(before):]
+                       if isinstance(m, ToolMessage)), "the step in flight is not half-stored"
+        again = await agent.run("订单 B2048 到底到哪了？", session=session)
+        assert again.status == "completed" and "B2048" in again.output
+        final = await session.get_items()
+        assert final[:len(before)] == before and final[-1].text == again.output

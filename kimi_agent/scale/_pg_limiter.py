@@ -21,6 +21,7 @@ import anyio
 
 from kimi_agent.errors import SessionError
 from kimi_agent.scale._common import check_limit, logger, poll_pause, renew_until_cancelled
+from kimi_agent.sessions._background import beside
 from kimi_agent.sessions._pg_common import PgPool, advisory_key
 
 __all__ = ["PostgresLimiter"]
@@ -89,13 +90,10 @@ class PostgresLimiter:
         try:
             while not await self._try(holder):
                 await anyio.sleep(poll_pause(self.poll))
-            async with anyio.create_task_group() as group:
-                group.start_soon(renew_until_cancelled, lambda: self._renew(holder),
-                                 self.ttl / 3, f"slot {holder} of limiter {self.key!r}")
-                try:
-                    yield holder
-                finally:
-                    group.cancel_scope.cancel()
+            what = f"slot {holder} of limiter {self.key!r}"
+            async with beside(lambda: renew_until_cancelled(
+                    lambda: self._renew(holder), self.ttl / 3, what)):
+                yield holder
         finally:
             with anyio.CancelScope(shield=True):
                 try:

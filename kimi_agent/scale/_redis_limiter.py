@@ -20,6 +20,7 @@ import anyio
 
 from kimi_agent.errors import SessionError
 from kimi_agent.scale._common import check_limit, logger, poll_pause, renew_until_cancelled
+from kimi_agent.sessions._background import beside
 from kimi_agent.sessions._redis_common import RedisClient
 
 __all__ = ["RedisLimiter"]
@@ -112,13 +113,10 @@ class RedisLimiter:
                 if granted:
                     break
                 await anyio.sleep(poll_pause(self.poll))
-            async with anyio.create_task_group() as group:
-                group.start_soon(renew_until_cancelled, lambda: self._renew(holder, ttl_ms),
-                                 self.ttl / 3, f"slot {holder} of limiter {self.key!r}")
-                try:
-                    yield holder
-                finally:
-                    group.cancel_scope.cancel()
+            what = f"slot {holder} of limiter {self.key!r}"
+            async with beside(lambda: renew_until_cancelled(
+                    lambda: self._renew(holder, ttl_ms), self.ttl / 3, what)):
+                yield holder
         finally:
             with anyio.CancelScope(shield=True):
                 try:

@@ -42,6 +42,7 @@ import anyio
 import redis.exceptions
 
 from kimi_agent.errors import ConversationBusyError, SessionError
+from kimi_agent.sessions._background import beside
 from kimi_agent.sessions._redis_common import RedisClient
 from kimi_agent.sessions._sqlite import _dump_all, _load
 from kimi_agent.wire import Message, dumps
@@ -308,12 +309,8 @@ class RedisSession:
         value = f"{owner}:{token}".encode()
         self._held = value
         try:
-            async with anyio.create_task_group() as group:
-                group.start_soon(self._renew, value, ttl_ms)
-                try:
-                    yield token
-                finally:
-                    group.cancel_scope.cancel()
+            async with beside(lambda: self._renew(value, ttl_ms)):
+                yield token
         finally:
             self._held = b""
             with anyio.CancelScope(shield=True):

@@ -107,7 +107,8 @@ async def _copy(src_url: str, dst_url: str, replace: bool) -> int:
         if existing and not replace:
             shown = ", ".join(repr(i) for i in sorted(existing)[:5])
             raise SessionError(
-                f"{len(existing)} of the conversations already exist in {dst_url} ({shown}"
+                f"{len(existing)} of the conversations already exist in {_shown(dst_url)} "
+                f"({shown}"
                 f"{', …' if len(existing) > 5 else ''}): nothing was copied; pass --replace "
                 "to overwrite them")
         expected: dict[str, tuple[int, dict[str, Any]]] = {}
@@ -135,12 +136,21 @@ async def _copy(src_url: str, dst_url: str, replace: bool) -> int:
             print(f"copy check FAILED for {len(wrong)} conversation(s): " + "; ".join(wrong[:10]),
                   file=sys.stderr)
             return 1
-        print(f"copied {len(expected)} conversations ({total} messages) from {src_url} to "
-              f"{dst_url}; counts checked", file=sys.stderr)
+        print(f"copied {len(expected)} conversations ({total} messages) from "
+              f"{_shown(src_url)} to {_shown(dst_url)}; counts checked", file=sys.stderr)
         return 0
     finally:
         await source.aclose()
         await target.aclose()
+
+
+def _shown(url: str) -> str:
+    """`url` without a password, for what the command prints."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{netloc}"))
 
 
 class _Progress:

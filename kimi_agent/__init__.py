@@ -30,6 +30,7 @@ _EXPORTS: dict[str, str] = {
     "GatewayClient": "kimi_agent.gateway._client",
     "RetryPolicy": "kimi_agent.gateway._retry",
     "ModelProfile": "kimi_agent.models._profiles",
+    "ModelPrice": "kimi_agent.models._profiles",
     "register_model": "kimi_agent.models._profiles",
     "ModelRouter": "kimi_agent.models._router",
     "Agent": "kimi_agent.agent._agent",
@@ -56,6 +57,7 @@ _EXPORTS: dict[str, str] = {
     "PostgresLimiter": "kimi_agent.scale._pg_limiter",
     "RedisLimiter": "kimi_agent.scale._redis_limiter",
     "configure_logging": "kimi_agent._logging",
+    "instrument": "kimi_agent.tracing",
 }
 
 __all__ = [
@@ -67,6 +69,7 @@ __all__ = [
     "Handoff",
     "KeepRecentTurns",
     "MemorySession",
+    "ModelPrice",
     "ModelProfile",
     "ModelRouter",
     "PendingApproval",
@@ -92,6 +95,7 @@ __all__ = [
     "UsageLimits",
     "__version__",
     "configure_logging",
+    "instrument",
     "register_model",
     "tool",
 ]
@@ -107,7 +111,7 @@ if TYPE_CHECKING:
     from kimi_agent.agent._result import PendingApproval, RunResult, StepRecord
     from kimi_agent.gateway._client import GatewayClient
     from kimi_agent.gateway._retry import RetryPolicy
-    from kimi_agent.models._profiles import ModelProfile, register_model
+    from kimi_agent.models._profiles import ModelPrice, ModelProfile, register_model
     from kimi_agent.models._router import ModelRouter
     from kimi_agent.scale._pg_limiter import PostgresLimiter
     from kimi_agent.scale._redis_limiter import RedisLimiter
@@ -119,6 +123,7 @@ if TYPE_CHECKING:
     from kimi_agent.tooling._records import ToolCallRecord
     from kimi_agent.tooling._run_context import Handoff, RunContext
     from kimi_agent.tooling._tool import Tool, ToolRegistry, tool
+    from kimi_agent.tracing import instrument
 
 
 def __getattr__(name: str) -> Any:

@@ -16,6 +16,8 @@ class RunUsage:
     completion_tokens: int = 0
     cached_tokens: int = 0
     reasoning_tokens: int = 0
+    cost: float = 0.0
+    """USD, from the prices set on the model profiles (0 when none are set)."""
 
     @property
     def total_tokens(self) -> int:
@@ -37,6 +39,7 @@ class RunUsage:
         self.completion_tokens += other.completion_tokens
         self.cached_tokens += other.cached_tokens
         self.reasoning_tokens += other.reasoning_tokens
+        self.cost += other.cost
         return self
 
 

@@ -229,3 +229,10 @@ def test_a_gateway_error_is_printed_and_the_prompt_stays(tmp_path: Path) -> None
     code, out, err = chat(tmp_path, stdin="你好\n还在吗？\nexit\n", env=env)
     assert code == 0, err
     assert out.count("出错了 error") == 2 and "Traceback" not in out + err
+
+
+def test_trace_prints_the_run_tree_after_each_reply(tmp_path: Path) -> None:
+    code, out, err = chat(tmp_path, "--trace", stdin="你好\nexit\n")
+    assert code == 0, err
+    tree = out[out.index("invoke_agent"):]
+    assert "1 requests" in tree and "chat kimi-k2-6" in tree

@@ -5,6 +5,7 @@ scripted model on paths the demo itself does not take — all offline on the sim
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import subprocess
 import sys
@@ -19,10 +20,11 @@ import pytest
 from kimi_agent_tools.demo import build_agent, make_deps
 from kimi_agent_tools.demo.scenario import FIRST_VISIT, RETURNING_VISIT, shop_responder
 
-from examples.web_service import KeyedLocks, create_app
+from examples.web_service import PREFIX, create_app
 from examples.workflow import SCRIPT, StopRequested, run_workflow
 from kimi_agent import GatewayClient, SQLiteSession
 from kimi_agent.testing import GatewaySimulator
+from kimi_agent.web import mint_customer_token, verify_customer_token
 from tests.clikit import ROOT, LiveCli, cli_env
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
@@ -70,22 +72,34 @@ def test_workflow_command_runs(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------- the web service
 
+SECRET = "example-secret-0123456789"
+STAFF_KEY = "example-staff-0123456789"
+STAFF = {"authorization": f"Bearer {STAFF_KEY}"}
+
+
+def token_for(customer: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {mint_customer_token(SECRET, customer)}",
+            "accept": "application/json"}
+
 
 @asynccontextmanager
 async def web_service(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, Any]]:
     sim = GatewaySimulator(responder=shop_responder)
     async with sim.serve() as url:
-        app = create_app(tmp_path, base_url=url, api_key=sim.api_key)
+        app = create_app(tmp_path, base_url=url, api_key=sim.api_key, secret=SECRET,
+                         staff_key=STAFF_KEY)
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://shop") as http:
+            async with httpx.AsyncClient(transport=transport,
+                                         base_url=f"http://shop{PREFIX}") as http:
                 yield http, app
-        assert app.state.service.sessions.closed          # shut down cleanly
+        assert app.state.sessions.closed          # shut down cleanly
         assert not sim.errors
 
 
 async def say(http: httpx.AsyncClient, customer: str, text: str) -> dict[str, Any]:
-    response = await http.post(f"/customers/{customer}/messages", json={"message": text})
+    response = await http.post("/api/conversation/messages", json={"message": text},
+                               headers=token_for(customer))
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
@@ -96,30 +110,34 @@ async def test_web_service_conversation_approval_and_handoff(tmp_path: Path) -> 
         first = await say(http, "u1001", FIRST_VISIT[0])
         assert first["status"] == "completed"
         assert sorted(first["tools"]) == ["faq_search", "get_order", "get_shipping_status"]
-        assert "SF1402938475612" in first["reply"]
+        assert "SF1402938475612" in first["output"]
 
         refund = await say(http, "u1001", FIRST_VISIT[1])
         assert refund["status"] == "pending_approval"
-        [pending] = refund["pending_approvals"]
-        assert pending["tool"] == "request_refund"
-        assert pending["arguments"]["order_id"] == "A1025"
-        assert "审批" in refund["reply"]
+        [pending] = refund["pending"]
+        assert pending["tool"] == "request_refund" and "arguments" not in pending
+        [waiting] = (await http.get("/api/staff/approvals", headers=STAFF)).json()["approvals"]
+        assert waiting["pending"][0]["arguments"]["order_id"] == "A1025"
 
-        decided = await http.post("/customers/u1001/approvals",
-                                  json={"approved": [pending["call_id"]]})
-        assert decided.status_code == 200, decided.text
-        assert decided.json()["status"] == "completed"
-        assert "退款单号 RF" in decided.json()["reply"]
-        again = await http.post("/customers/u1001/approvals",
-                                json={"approved": [pending["call_id"]]})
+        decided = await http.post("/api/staff/conversations/u1001/approvals",
+                                  json={"approved": [pending["call_id"]]}, headers=STAFF)
+        assert decided.status_code == 202, decided.text
+        followed = await http.get("/api/conversation/events", headers=token_for("u1001"),
+                                  params={"run_id": decided.json()["run_id"]})
+        assert "退款单号 RF" in followed.text
+        again = await http.post("/api/staff/conversations/u1001/approvals",
+                                json={"approved": [pending["call_id"]]}, headers=STAFF)
         assert again.status_code == 409
 
         complaint = await say(http, "u1001", FIRST_VISIT[2])
         assert complaint["status"] == "handoff"
-        assert complaint["handoff"]["reason"] == "complaint"
-        assert complaint["handoff"]["queue"] == "投诉专席"
+        assert complaint["handoff"] == {"reason": "complaint", "queue": "投诉专席"}
+        held = await http.post("/api/conversation/messages", json={"message": "在吗"},
+                               headers=token_for("u1001"))
+        assert held.status_code == 409 and held.json()["error"]["code"] == "held_by_person"
 
-        history = (await http.get("/customers/u1001/messages")).json()["messages"]
+        history = (await http.get("/api/conversation/messages",
+                                  headers=token_for("u1001"))).json()["messages"]
         assert [m["content"] for m in history if m["role"] == "user"] == list(FIRST_VISIT)
 
 
@@ -128,35 +146,51 @@ async def test_web_service_customers_are_separate_and_concurrent(tmp_path: Path)
         answers: dict[str, dict[str, Any]] = {}
 
         async def ask(customer: str, text: str) -> None:
-            answers[customer + text[:4]] = await say(http, customer, text)
+            answers[customer] = await say(http, customer, text)
 
         async with anyio.create_task_group() as group:
             group.start_soon(ask, "u1001", "我的订单 A1024 到哪了？")
             group.start_soon(ask, "u1002", "我的订单 A1024 到哪了？")   # not u1002's order
-            group.start_soon(ask, "u1002", "订单 A1026 发货了吗？")
-        assert "SF1402938475612" in answers["u1001我的订单"]["reply"]
-        assert "没有查到" in answers["u1002我的订单"]["reply"]
-        assert "SF1402938475612" not in answers["u1002我的订单"]["reply"]
-        assert "尚未发货" in answers["u1002订单 A"]["reply"]
-        # one customer's two concurrent messages ran one after the other, not interleaved
-        history = (await http.get("/customers/u1002/messages")).json()["messages"]
-        roles = [m["role"] for m in history]
-        assert roles.count("user") == 2
-        second_user = roles.index("user", 1)
-        assert roles[second_user - 1] == "assistant" and "tool_calls" not in \
-            history[second_user - 1]
-        assert len(app.state.service.locks) == 0             # no lock left behind
+        assert "SF1402938475612" in answers["u1001"]["output"]
+        assert "没有查到" in answers["u1002"]["output"]
+        assert "SF1402938475612" not in answers["u1002"]["output"]
+        later = await say(http, "u1002", "订单 A1026 发货了吗？")
+        assert "尚未发货" in later["output"]
+        history = (await http.get("/api/conversation/messages",
+                                  headers=token_for("u1002"))).json()["messages"]
+        assert [m["content"] for m in history if m["role"] == "user"] == \
+            ["我的订单 A1024 到哪了？", "订单 A1026 发货了吗？"]
+        assert app.state.service.running == 0               # no run left behind
 
 
 async def test_web_service_refuses_bad_requests(tmp_path: Path) -> None:
     async with web_service(tmp_path) as (http, _):
-        assert (await http.post("/customers/u1/messages", json={})).status_code == 400
-        assert (await http.post("/customers/u1/messages", content=b"{")).status_code == 400
-        assert (await http.post("/customers/u1/messages",
-                                json={"message": "长" * 2001})).status_code == 413
-        assert (await http.post("/customers/u1/approvals",
-                                json={"approved": "x"})).status_code == 400
-        assert (await http.get("/healthz")).json() == {"ok": True}
+        me = token_for("u1")
+        post = "/api/conversation/messages"
+        assert (await http.post(post, json={}, headers=me)).status_code == 400
+        assert (await http.post(post, content=b"{", headers={
+            **me, "content-type": "application/json"})).status_code == 400
+        assert (await http.post(post, json={"message": "长" * 2001},
+                                headers=me)).status_code == 413
+        assert (await http.post(post, json={"message": "你好"})).status_code == 401
+        assert (await http.post("/api/staff/conversations/u1/approvals",
+                                json={"approved": "x"}, headers=STAFF)).status_code == 400
+        assert (await http.get("/api/staff/approvals", headers=me)).status_code == 403
+        assert (await http.get("/healthz")).json() == {"ok": True, "running": 0}
+
+
+async def test_web_service_host_page_embeds_the_widget(tmp_path: Path) -> None:
+    async with web_service(tmp_path) as (http, _):
+        page = (await http.get("http://shop/?customer=u1002")).text
+        token = re.search(r'data-token="([^"]+)"', page)
+        assert token is not None and f'src="{PREFIX}/static/embed.js"' in page
+        assert verify_customer_token(SECRET, token.group(1)).customer_id == "u1002"
+        widget = await http.get("/widget")
+        assert widget.status_code == 200 and "static/widget.js" in widget.text
+        assert "frame-ancestors" not in widget.headers["content-security-policy"]
+        staff = await http.get("/staff")
+        assert "frame-ancestors 'none'" in staff.headers["content-security-policy"]
+        assert (await http.get("/static/embed.js")).status_code == 200
 
 
 def test_web_service_command_starts_serves_and_stops_cleanly(tmp_path: Path) -> None:
@@ -164,33 +198,21 @@ def test_web_service_command_starts_serves_and_stops_cleanly(tmp_path: Path) -> 
                  module="examples.web_service") as server:
         at = server.wait_for("Uvicorn running on ")
         url = server.output[at:].split()[3]
-        response = httpx.post(f"{url}/customers/u1001/messages", timeout=20,
-                              json={"message": "我的订单 A1024 到哪了？"})
+        page = httpx.get(f"{url}/", timeout=20).text
+        token = re.search(r'data-token="([^"]+)"', page)
+        assert token is not None
+        response = httpx.post(f"{url}{PREFIX}/api/conversation/messages", timeout=20,
+                              json={"message": "我的订单 A1024 到哪了？"},
+                              headers={"authorization": f"Bearer {token.group(1)}",
+                                       "accept": "application/json"})
         assert response.status_code == 200 and response.json()["status"] == "completed"
         server.interrupt()
         code = server.finish()
         output = server.output
     assert code == 0, output
-    assert "离线：使用内置网关模拟器" in output
+    assert "离线：使用内置网关模拟器" in output and "staff key:" in output
     assert "Application shutdown complete." in output and "Traceback" not in output
     assert (tmp_path / "sessions.db").exists()
-
-
-async def test_keyed_locks_serialise_per_key() -> None:
-    locks = KeyedLocks()
-    order: list[str] = []
-
-    async def hold(key: str, tag: str) -> None:
-        async with locks.hold(key):
-            order.append(f"{tag}+")
-            await anyio.sleep(0.01)
-            order.append(f"{tag}-")
-
-    async with anyio.create_task_group() as group:
-        group.start_soon(hold, "a", "a1")
-        group.start_soon(hold, "a", "a2")
-    assert order in (["a1+", "a1-", "a2+", "a2-"], ["a2+", "a2-", "a1+", "a1-"])
-    assert len(locks) == 0
 
 
 # ---------------------------------------------------------------- the demo's scripted model

@@ -1,7 +1,8 @@
-"""The shop bot embedded in a web service (Starlette): one agent shared by all requests, a
-SQLite session per customer. Run it: `python -m examples.web_service` (offline on the
-simulator unless `BYTESPIKE_API_KEY` is set)."""
+"""The shop bot on a web site, over `kimi_agent.web`: a host app that signs the customer in
+and mounts the framework's API, chat widget and staff console under `/support`. Run it:
+`python -m examples.web_service` (offline on the simulator unless `BYTESPIKE_API_KEY` is
+set)."""
 
-from examples.web_service.app import KeyedLocks, ShopService, create_app
+from examples.web_service.app import PREFIX, create_app, shop_deps
 
-__all__ = ["KeyedLocks", "ShopService", "create_app"]
+__all__ = ["PREFIX", "create_app", "shop_deps"]

@@ -1,11 +1,9 @@
-"""`python -m examples.web_service [--port 8000] [--data DIR]`: serve the shop bot over HTTP.
+"""`python -m examples.web_service [--port 8000] [--data DIR]`: the shop's site with the bot.
 
 Without `BYTESPIKE_API_KEY` the model is the gateway simulator (the demo's scripted shop
-model), started in a background thread; uvicorn serves the app and stops both cleanly on
-Ctrl-C. Try:
-
-    curl -s localhost:8000/customers/u1001/messages -H 'content-type: application/json' \\
-         -d '{"message": "你好！我的订单 A1024 到哪了？"}'
+model), started in a background thread; uvicorn serves the app and, on Ctrl-C, lets answers
+under way finish before both stop. Open the printed address: the shop's page with the chat
+widget; the staff console is at /support/staff (the staff key is printed too).
 """
 
 from __future__ import annotations
@@ -15,11 +13,11 @@ import contextlib
 import os
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import uvicorn
 
-from examples.web_service.app import create_app
-from kimi_agent.cli.terminal import user_data_dir
+from examples.web_service.app import PREFIX, create_app
 
 
 @contextlib.contextmanager
@@ -30,23 +28,33 @@ def _gateway() -> Iterator[tuple[str | None, str | None]]:
         return
     from kimi_agent_tools.demo.scenario import shop_responder
 
-    from kimi_agent.testing import GatewaySimulator
+    from kimi_agent.testing import GatewaySimulator, Latency
 
-    sim = GatewaySimulator(responder=shop_responder)
+    sim = GatewaySimulator(responder=shop_responder,
+                           latency=Latency(first_token=0.1, tokens_per_second=200))
     with sim.serve_in_thread() as base_url:
         print(f"离线：使用内置网关模拟器 {base_url} (no API key — running on the simulator)")
         yield base_url, sim.api_key
+
+
+def _default_data() -> Path:
+    home = os.environ.get("KIMI_AGENT_HOME")
+    base = Path(home).expanduser() if home else Path.home() / ".local" / "share" / "kimi-agent"
+    return base / "web_service"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m examples.web_service")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--data", default=str(user_data_dir() / "web_service"))
+    parser.add_argument("--data", default=str(_default_data()))
     args = parser.parse_args()
     with _gateway() as (base_url, api_key):
-        app = create_app(args.data, base_url=base_url, api_key=api_key)
-        uvicorn.run(app, host=args.host, port=args.port)
+        app = create_app(args.data, base_url=base_url, api_key=api_key, latency=True,
+                         secret=os.environ.get("KIMI_AGENT_WEB_SECRET"),
+                         staff_key=os.environ.get("KIMI_AGENT_STAFF_KEY"))
+        print(f"工作台 staff console: {PREFIX}/staff   staff key: {app.state.staff_key}")
+        uvicorn.run(app, host=args.host, port=args.port, timeout_graceful_shutdown=30)
     return 0
 
 

@@ -1,215 +1,112 @@
-"""The shop bot behind an HTTP API: one agent for every request, a session per customer.
+"""The shop bot on a web site: a host app that mounts `kimi_agent.web` under `/support`.
 
-网店客服 Web 服务。A Starlette app:
+网店客服上线。What this program adds to the framework's web layer is only what a shop's own
+site would: who the signed-in customer is, and the shop's data.
 
-    POST /customers/{customer_id}/messages    {"message": "我的订单 A1024 到哪了？"}
-         → {"status": "completed" | "pending_approval" | "handoff", "reply": ..., ...}
-    POST /customers/{customer_id}/approvals   {"approved": [call ids], "rejected": {id: why}}
-    GET  /customers/{customer_id}/messages    the conversation so far
-    GET  /healthz
+    GET  /                       the shop's page, with the chat widget embedded by a script
+                                 tag (`?customer=u1002` signs in another demo customer)
+    /support/...                 kimi_agent.web: the API, /support/widget, /support/staff
 
 How it is put together, and why:
-- **One `Agent`, one `GatewayClient`, one `SQLiteStore`** for the whole process, made at
-  start-up and closed at shut-down (the app's lifespan). An agent holds configuration only,
-  so concurrent requests share it safely; the client pools connections to the gateway; the
-  store keeps one SQLite connection for all sessions.
-- **A session per customer** (`store.session(customer_id)`), so a conversation continues
-  across requests, processes and restarts.
-- **One run at a time per customer** (`KeyedLocks`): two messages of one customer sent at
-  once are answered in turn instead of interleaving in one history; different customers run
-  concurrently. (Across several replicas this needs a shared lock or sticky routing.)
-- The result's `status` is what the caller routes on: show `reply`; send
-  `pending_approvals` to staff, who answer on `/approvals`; route a `handoff` to a person.
+- **One `Agent`, one `GatewayClient`, one `SQLiteStore`** for the whole process (made at
+  start-up, closed at shut-down in the app's lifespan): an agent holds configuration only,
+  the client pools connections, the store keeps one SQLite connection for all sessions.
+- **The host signs the customer in**: the page mints a customer token
+  (`mint_customer_token`) for the signed-in customer and hands it to the widget. The web
+  layer takes the conversation from the token, never from a request, so a customer reaches
+  only their own conversation.
+- **Deps per customer** (`shop_deps`): the order tools of a run see only that customer's
+  orders.
+- Runs, approvals by staff, hand-offs that hold a conversation for a person, rate limits
+  and the rest are `kimi_agent.web`'s (see docs/guides/web.md).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import html
+import secrets
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import anyio
 from kimi_agent_tools import ShopDeps
-from kimi_agent_tools.demo.bot import build_agent, make_deps
+from kimi_agent_tools.demo.bot import DEMO_CUSTOMER, build_agent, make_deps
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.responses import HTMLResponse
+from starlette.routing import Mount, Route
 
-from kimi_agent import Agent, GatewayClient, RunResult, SQLiteStore
-from kimi_agent.errors import ApprovalError, KimiAgentError
+from kimi_agent import GatewayClient, SQLiteStore
+from kimi_agent.web import (
+    ChatService,
+    ConversationBook,
+    Customer,
+    WebOptions,
+    create_router,
+    mint_customer_token,
+)
 
-__all__ = ["KeyedLocks", "ShopService", "create_app"]
+__all__ = ["PREFIX", "create_app", "shop_deps"]
 
-MAX_MESSAGE = 2000
+PREFIX = "/support"
 
-
-class KeyedLocks:
-    """A lock per key, forgotten when nobody holds or waits for it."""
-
-    def __init__(self) -> None:
-        self._locks: dict[str, tuple[anyio.Lock, int]] = {}
-
-    @asynccontextmanager
-    async def hold(self, key: str) -> AsyncIterator[None]:
-        lock, users = self._locks.get(key, (anyio.Lock(), 0))
-        self._locks[key] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._locks[key]
-            if users <= 1:
-                del self._locks[key]
-            else:
-                self._locks[key] = (lock, users - 1)
-
-    def __len__(self) -> int:
-        return len(self._locks)
+_PAGE = """<!doctype html>
+<html lang="zh-CN"><head><meta charset="utf-8"><title>小象优选</title></head>
+<body style="font-family: 'PingFang SC','Microsoft YaHei','WenQuanYi Micro Hei',sans-serif">
+<h1>小象优选</h1><p>您好，{name}。有问题请点右下角的“在线客服”。</p>
+<script src="{prefix}/static/embed.js" data-token="{token}" data-label="在线客服" async></script>
+</body></html>
+"""
 
 
-@dataclass
-class ShopService:
-    """What the requests share: the agent, the session store, the shop's data."""
-
-    agent: Agent[str]
-    sessions: SQLiteStore
-    deps: ShopDeps
-    locks: KeyedLocks = field(default_factory=KeyedLocks)
-
-    def deps_for(self, customer_id: str) -> ShopDeps:
-        """The deps of one customer's runs: the order tools see only their orders."""
-        return ShopDeps(self.deps.order_store, self.deps.knowledge_base,
-                        customer_id=customer_id, handoff_queues=self.deps.handoff_queues)
-
-    async def message(self, customer_id: str, text: str) -> dict[str, Any]:
-        async with self.locks.hold(customer_id):
-            result = await self.agent.run(text, deps=self.deps_for(customer_id),
-                                          session=self.sessions.session(customer_id))
-        return outcome(customer_id, result)
-
-    async def decide(self, customer_id: str, approved: list[str],
-                     rejected: dict[str, str]) -> dict[str, Any]:
-        async with self.locks.hold(customer_id):
-            result = await self.agent.resume(
-                self.sessions.session(customer_id), approved=approved, rejected=rejected,
-                deps=self.deps_for(customer_id))
-        return outcome(customer_id, result)
-
-
-def outcome(customer_id: str, result: RunResult[str]) -> dict[str, Any]:
-    """A run as the API answers it."""
-    handoff = result.handoff
-    return {
-        "customer_id": customer_id,
-        "status": result.status,
-        "reply": result.output if result.status == "completed" else _last_text(result),
-        "pending_approvals": [
-            {"call_id": p.call_id, "tool": p.tool, "arguments": p.arguments}
-            for p in result.pending_approvals
-        ],
-        "handoff": None if handoff is None else
-        {"reason": handoff.reason, "summary": handoff.summary, "queue": handoff.queue},
-        "tools": [r.name for step in result.steps for r in step.tool_calls],
-        "usage": {"requests": result.usage.requests,
-                  "prompt_tokens": result.usage.prompt_tokens,
-                  "completion_tokens": result.usage.completion_tokens,
-                  "cached_tokens": result.usage.cached_tokens},
-        "model": result.model,
-    }
-
-
-def _last_text(result: RunResult[str]) -> str:
-    """What the model said to the customer in a run that ended on a tool step."""
-    texts = [step.text for step in result.steps if step.text]
-    return texts[-1] if texts else ""
-
-
-def _service(request: Request) -> ShopService:
-    service: ShopService = request.app.state.service
-    return service
-
-
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
-
-
-async def _json_object(request: Request) -> dict[str, Any] | None:
-    try:
-        body = await request.json()
-    except ValueError:
-        return None
-    return body if isinstance(body, dict) else None
-
-
-async def post_message(request: Request) -> JSONResponse:
-    body = await _json_object(request)
-    text = body.get("message") if body else None
-    if not isinstance(text, str) or not text.strip():
-        return _error(400, 'send {"message": "<the customer\'s text>"}')
-    if len(text) > MAX_MESSAGE:
-        return _error(413, f"a message may have at most {MAX_MESSAGE} characters")
-    customer_id = request.path_params["customer_id"]
-    try:
-        return JSONResponse(await _service(request).message(customer_id, text.strip()))
-    except ApprovalError as error:
-        return _error(409, str(error))
-    except KimiAgentError as error:
-        return _error(502, f"the agent could not answer: {error}")
-
-
-async def post_approvals(request: Request) -> JSONResponse:
-    body = await _json_object(request)
-    approved = body.get("approved", []) if body else None
-    rejected = body.get("rejected", {}) if body else None
-    if not isinstance(approved, list) or not isinstance(rejected, dict):
-        return _error(400, 'send {"approved": [call ids], "rejected": {call id: reason}}')
-    customer_id = request.path_params["customer_id"]
-    try:
-        decided = await _service(request).decide(
-            customer_id, [str(a) for a in approved], {str(k): str(v) for k, v in rejected.items()})
-    except ApprovalError as error:
-        return _error(409, str(error))
-    except KimiAgentError as error:
-        return _error(502, f"the agent could not continue: {error}")
-    return JSONResponse(decided)
-
-
-async def get_messages(request: Request) -> JSONResponse:
-    session = _service(request).sessions.session(request.path_params["customer_id"])
-    items = await session.get_items()
-    return JSONResponse({"messages": [m.model_dump(mode="json", exclude_none=True)
-                                      for m in items]})
-
-
-async def healthz(request: Request) -> JSONResponse:
-    return JSONResponse({"ok": True})
+def shop_deps(shared: ShopDeps) -> Callable[[Customer], ShopDeps]:
+    """The deps of one customer's runs: the shop's stores, limited to that customer."""
+    def deps(customer: Customer) -> ShopDeps:
+        return ShopDeps(shared.order_store, shared.knowledge_base,
+                        customer_id=customer.customer_id,
+                        handoff_queues=shared.handoff_queues)
+    return deps
 
 
 def create_app(data_dir: str | Path, *, base_url: str | None = None,
-               api_key: str | None = None, latency: bool = False) -> Starlette:
-    """The app; `base_url`/`api_key` default to the environment (the real gateway).
+               api_key: str | None = None, latency: bool = False,
+               secret: str | None = None, staff_key: str | None = None) -> Starlette:
+    """The shop's app; `base_url`/`api_key` default to the environment (the real gateway).
 
-    `data_dir` holds `sessions.db` (conversations) and `shop.db` (the demo orders, seeded on
-    first start).
+    `data_dir` holds `sessions.db` (conversations, and the web layer's table of them) and
+    `shop.db` (the demo orders, seeded on first start). Without `secret`/`staff_key`
+    random ones are made (`app.state.secret`, `app.state.staff_key`).
     """
     data = Path(data_dir)
+    secret = secret or secrets.token_urlsafe(32)
+    staff_key = staff_key or secrets.token_urlsafe(24)
+    options = WebOptions(secret=secret, staff_key=staff_key, title="小象优选 · 在线客服",
+                         greeting="您好！我是小象优选的智能客服小象，请问有什么可以帮您？")
+    data.mkdir(parents=True, exist_ok=True)
+    shared, _ = make_deps(data / "shop.db", customer_id=None, latency=latency)
+    client = GatewayClient(base_url, api_key)
+    store = SQLiteStore(data / "sessions.db")
+    service = ChatService(build_agent(client), store, options, deps=shop_deps(shared),
+                          book=ConversationBook(data / "sessions.db"))
+
+    async def home(request: Request) -> HTMLResponse:
+        # a real shop knows the customer from its own login; the demo takes ?customer=
+        customer = request.query_params.get("customer", DEMO_CUSTOMER)
+        token = mint_customer_token(secret, customer, ttl=3600)
+        return HTMLResponse(_PAGE.format(name=html.escape(customer), prefix=PREFIX,
+                                         token=html.escape(token)))
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        data.mkdir(parents=True, exist_ok=True)
-        deps, _ = make_deps(data / "shop.db", customer_id=None, latency=latency)
-        async with GatewayClient(base_url, api_key) as client, \
-                SQLiteStore(data / "sessions.db") as sessions:
-            app.state.service = ShopService(build_agent(client), sessions, deps)
-            yield
+        try:
+            async with client, service:
+                yield
+        finally:
+            await store.aclose()
+            service.book.close()
 
-    routes = [
-        Route("/customers/{customer_id}/messages", post_message, methods=["POST"]),
-        Route("/customers/{customer_id}/messages", get_messages, methods=["GET"]),
-        Route("/customers/{customer_id}/approvals", post_approvals, methods=["POST"]),
-        Route("/healthz", healthz),
-    ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=[Route("/", home), Mount(PREFIX, app=create_router(service))],
+                    lifespan=lifespan)
+    app.state.service, app.state.sessions = service, store
+    app.state.secret, app.state.staff_key = secret, staff_key
+    return app

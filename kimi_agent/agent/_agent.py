@@ -23,7 +23,7 @@ from kimi_agent.agent import _events as ev
 from kimi_agent.agent._as_tool import agent_tool
 from kimi_agent.agent._guardrails import Guardrail, ToolGuardrails
 from kimi_agent.agent._handoffs import ACTIVE_AGENT_KEY, AgentHandoff, as_handoffs, handoff_tool
-from kimi_agent.agent._hooks import RunHooks, RunInfo, ToolExecution, chain_hooks
+from kimi_agent.agent._hooks import RunHooks, RunInfo, chain_hooks
 from kimi_agent.agent._loop import (
     Emit,
     RunLoop,
@@ -44,14 +44,14 @@ from kimi_agent.models._profiles import DEFAULT_PROFILES, ModelProfile, ModelPro
 from kimi_agent.models._router import ModelRouter
 from kimi_agent.sessions._protocol import Session, SessionState
 from kimi_agent.sessions._trim import CacheAwareTrim, TrimPolicy
-from kimi_agent.tooling._executor import AroundTool, ToolExecutor
-from kimi_agent.tooling._run_context import RunContext
+from kimi_agent.tooling._executor import ToolExecutor
 from kimi_agent.tooling._tool import Tool, ToolRegistry
+from kimi_agent.tooling._toolset import Toolset
 from kimi_agent.wire import Message
 
 OutputT = TypeVar("OutputT", default=str)
 
-ToolsArg = ToolRegistry | Tool | Iterable[Any] | None
+ToolsArg = ToolRegistry | Tool | Toolset | Iterable[Any] | None
 _Holder = tuple["Agent[Any]", "AgentHandoff | None", int]
 
 
@@ -132,8 +132,7 @@ class Agent(Generic[OutputT]):
             router=self.router,
             registry=self.registry,
             executor=ToolExecutor(self.registry, max_parallel=max_parallel_tools,
-                                  default_timeout=tool_timeout, logger=logger,
-                                  around=_around_tool(chained)),
+                                  default_timeout=tool_timeout, logger=logger),
             request=RequestParts(instructions, output, self.registry),
             output=output,
             max_steps=max_steps,
@@ -212,6 +211,7 @@ class Agent(Generic[OutputT]):
     # ------------------------------------------------------------------ lifecycle
 
     async def __aenter__(self) -> Agent[OutputT]:
+        await self.registry.open_toolsets()
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None,
@@ -219,7 +219,9 @@ class Agent(Generic[OutputT]):
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the client this agent made for itself (a borrowed one is left open)."""
+        """Close the client this agent made for itself (a borrowed one is left open) and
+        the agent's toolsets (e.g. MCP servers)."""
+        await self.registry.close_toolsets()
         if self._own_client is not None:
             client, self._own_client = self._own_client, None
             await client.aclose()
@@ -310,6 +312,7 @@ class Agent(Generic[OutputT]):
     async def pending_approvals(self, session: Session) -> list[PendingApproval]:
         """The calls of `session` waiting for a person's decision ([] when none)."""
         holder = (await self._holder(session))[0]
+        await holder.registry.refresh()
         return find_pending((await read_history(session))[1], holder.registry,
                             await approved_calls(session))
 
@@ -368,7 +371,7 @@ class Agent(Generic[OutputT]):
                 f"the run did not finish within run_timeout={timeout:g} s (completed steps "
                 "are kept in the session)", messages=loop.messages)
 
-        hooks = self._config.hooks
+        hooks = loop.hooks
         if hooks is None:
             return await bounded()
         info = RunInfo(loop.run_id, self.name,
@@ -391,6 +394,7 @@ class Agent(Generic[OutputT]):
         rejected = dict(rejected or {})
         approved_ids = frozenset(approved)
         holder = await self._holder(session)
+        await holder[0].registry.refresh()
         base, history = await read_history(session)
         pending = {p.call_id: p for p in find_pending(history, holder[0].registry,
                                                        await approved_calls(session))}
@@ -429,6 +433,7 @@ class Agent(Generic[OutputT]):
         history: list[Message] = []
         base = 0
         holder = await self._holder(session)
+        await holder[0].registry.refresh()
         if session is not None:
             base, stored = await read_history(session)
             history = in_call_order(stored)
@@ -441,16 +446,6 @@ class Agent(Generic[OutputT]):
             return await loop.drive()
 
         return await self._hooked(loop, "run", body)
-
-
-def _around_tool(hooks: RunHooks | None) -> AroundTool | None:
-    if hooks is None:
-        return None
-
-    def around(ctx: RunContext[Any], tool: Tool, arguments: dict[str, Any],
-               proceed: Callable[[], Awaitable[Any]]) -> Awaitable[Any]:
-        return hooks.on_tool(ToolExecution(ctx, tool, arguments), proceed)
-    return around
 
 
 @dataclass(eq=False)

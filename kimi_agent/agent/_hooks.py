@@ -20,7 +20,8 @@ if TYPE_CHECKING:
     from kimi_agent.tooling._tool import Tool
     from kimi_agent.wire import ChatCompletion
 
-__all__ = ["ModelCall", "ModelReply", "RunHooks", "RunInfo", "ToolExecution", "chain_hooks"]
+__all__ = ["ModelCall", "ModelReply", "RunHooks", "RunInfo", "ToolExecution",
+           "add_global_hooks", "around_tool", "chain_hooks", "remove_global_hooks", "run_hooks"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +46,8 @@ class ModelCall:
     primary: str
     streamed: bool
     max_tokens: int | None
+    server: str = ""
+    """The gateway's base URL."""
 
 
 ModelReply = tuple["ChatCompletion", "ModelProfile", "str | None"]
@@ -79,6 +82,9 @@ class RunHooks:
                       proceed: Callable[[], Awaitable[Any]]) -> Any:
         return await proceed()
 
+    def on_model_event(self, call: ModelCall, name: str, attributes: dict[str, Any]) -> None:
+        """Something happened inside a model call (e.g. "fallback", with its reason)."""
+
 
 class _Chain(RunHooks):
     """Several hooks, the first outermost."""
@@ -104,6 +110,10 @@ class _Chain(RunHooks):
             proceed = _bind(hook.on_tool, execution, proceed)
         return await proceed()
 
+    def on_model_event(self, call: ModelCall, name: str, attributes: dict[str, Any]) -> None:
+        for hook in self.hooks:
+            hook.on_model_event(call, name, attributes)
+
 
 def _bind(method: Callable[[Any, Callable[[], Awaitable[Any]]], Awaitable[Any]], info: Any,
           inner: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[Any]]:
@@ -112,9 +122,43 @@ def _bind(method: Callable[[Any, Callable[[], Awaitable[Any]]], Awaitable[Any]],
     return proceed
 
 
-def chain_hooks(hooks: Sequence[RunHooks]) -> RunHooks | None:
+def chain_hooks(hooks: Sequence[RunHooks | None]) -> RunHooks | None:
     """One hooks object for several (None for none), so the loop checks one attribute."""
-    hooks = [h for h in hooks if h is not None]
-    if not hooks:
+    present = [h for h in hooks if h is not None]
+    if not present:
         return None
-    return hooks[0] if len(hooks) == 1 else _Chain(hooks)
+    return present[0] if len(present) == 1 else _Chain(present)
+
+
+_GLOBAL: list[RunHooks] = []
+"""Hooks every agent's runs go through (`kimi_agent.instrument()` adds its own here)."""
+
+
+def add_global_hooks(hooks: RunHooks) -> None:
+    """Make every run of every agent go through `hooks` (from its next run on)."""
+    if hooks not in _GLOBAL:
+        _GLOBAL.append(hooks)
+
+
+def remove_global_hooks(hooks: RunHooks) -> None:
+    if hooks in _GLOBAL:
+        _GLOBAL.remove(hooks)
+
+
+def run_hooks(agent_hooks: RunHooks | None) -> RunHooks | None:
+    """The hooks of one run: the agent's own, then the global ones (None without any, the
+    common case: one list check)."""
+    if not _GLOBAL:
+        return agent_hooks
+    return chain_hooks([agent_hooks, *_GLOBAL])
+
+
+def around_tool(hooks: RunHooks | None) -> Any:
+    """The executor's wrapper of each tool execution for `hooks` (None without hooks)."""
+    if hooks is None:
+        return None
+
+    def around(ctx: RunContext[Any], tool: Tool, arguments: dict[str, Any],
+               proceed: Callable[[], Awaitable[Any]]) -> Awaitable[Any]:
+        return hooks.on_tool(ToolExecution(ctx, tool, arguments), proceed)
+    return around

@@ -24,7 +24,7 @@ from kimi_agent.agent import _events as ev
 from kimi_agent.agent._early import EarlyStarter, Started
 from kimi_agent.agent._guardrails import StreamGuard, holdbacks_of, run_guardrails
 from kimi_agent.agent._handoffs import ACTIVE_AGENT_KEY, InputFilter
-from kimi_agent.agent._hooks import ModelCall
+from kimi_agent.agent._hooks import ModelCall, around_tool, run_hooks
 from kimi_agent.agent._result import (
     PendingApproval,
     RunResult,
@@ -128,6 +128,10 @@ class RunLoop(Generic[OutputT]):
         self.usage = RunUsage()
         self.signals = RunSignals()
         self.signals.events = emit
+        self.signals.messages = self.messages
+        self.hooks = run_hooks(config.hooks)
+        """The hooks of this run (the agent's and the global ones), None without any."""
+        self.signals.around = around_tool(self.hooks)
         self._input_filter = input_filter
         self._filter_until = filter_until
         """The session position where the hand-off happened (the filter applies before it)."""
@@ -140,6 +144,7 @@ class RunLoop(Generic[OutputT]):
         self._output_retries = 0
         self._reasked_step = 0
         self._group: anyio.abc.TaskGroup | None = None
+        self._call: ModelCall | None = None
         self._starter: EarlyStarter | None = None
         self._tail: Message | None = history[-1] if history else None
         """The newest message this run knows is in the session (to notice other writers)."""
@@ -231,6 +236,7 @@ class RunLoop(Generic[OutputT]):
         if handoff is None:
             return
         source = self.config.name
+        await handoff.agent.registry.refresh()
         self.config = handoff.agent._config
         self._input_filter = handoff.input_filter
         self._filter_until = self.base + len(self.messages)
@@ -368,12 +374,13 @@ class RunLoop(Generic[OutputT]):
         return total
 
     async def _model_call(self, step: int) -> tuple[ChatCompletion, ModelProfile, str | None]:
-        hooks = self.config.hooks
+        hooks = self.hooks
         try:
             if hooks is None:
                 return await self._route(step)
             call = ModelCall(self.run_id, step, self.config.router.primary.name, self.stream,
-                             self.config.max_tokens)
+                             self.config.max_tokens, str(getattr(self.client, "base_url", "")))
+            self._call = call
             return await hooks.on_model_call(call, lambda: self._route(step))
         except GatewayError as error:
             raise ModelFailedError(
@@ -383,7 +390,8 @@ class RunLoop(Generic[OutputT]):
 
     async def _route(self, step: int) -> tuple[ChatCompletion, ModelProfile, str | None]:
         router = self.config.router
-        on_fallback = self._on_fallback(step) if self.emit is not None else None
+        on_fallback = self._on_fallback(step) if self.emit is not None or \
+            self.hooks is not None else None
         if not self.stream:
             return await router.complete(self.client, self._build, self._prompt_estimate(),
                                          on_fallback)
@@ -394,6 +402,9 @@ class RunLoop(Generic[OutputT]):
         async def on_fallback(source: str, target: str, reason: str) -> None:
             if self._starter is not None and target not in self._parallel_names():
                 self._starter.stop()
+            if self.hooks is not None and self._call is not None:
+                self.hooks.on_model_event(self._call, "fallback", {
+                    "from_model": source, "to_model": target, "reason": reason})
             if self.emit is not None:
                 await self.emit(ev.FallbackActivated(step, source, target, reason))
         return on_fallback
@@ -471,6 +482,8 @@ class RunLoop(Generic[OutputT]):
                                           holdbacks_of(self.config.output_guardrails))
             completion, profile, reason = await self._model_call(step)
             self.usage.add(completion.usage)
+            if profile.price is not None:
+                self.usage.cost += profile.price.cost(completion.usage)
             message = completion.message
             message.model = profile.name
             if self._unusable(message, completion.finish_reason, step, profile.name):

@@ -43,6 +43,7 @@ from kimi_agent.errors import KimiAgentError
 from kimi_agent.gateway._client import DEFAULT_BASE_URL, GatewayClient
 from kimi_agent.sessions._protocol import MemorySession, Session
 from kimi_agent.tooling._tool import ToolRegistry
+from kimi_agent.tracing._summary import TraceSummary
 from kimi_agent.wire import AssistantMessage, Message, UserMessage
 
 __all__ = ["ChatSession", "load_deps", "run_chat"]
@@ -75,8 +76,10 @@ class ChatSession:
     `reply` and `decide` run one turn each inside a cancel scope that `interrupt` cancels.
     """
 
-    def __init__(self, agent: Agent[str], session: Session, deps: Any, out: TextIO) -> None:
+    def __init__(self, agent: Agent[str], session: Session, deps: Any, out: TextIO,
+                 trace: TraceSummary | None = None) -> None:
         self.agent = agent
+        self.trace = trace
         self.session = session
         self.deps = deps
         self.out = out
@@ -136,6 +139,8 @@ class ChatSession:
                 self._scope = None
             self.printer.close()
             self._report(result)
+            if self.trace is not None:
+                self.say(self.style.dim(self.trace.render()))
         if scope.cancelled_caught:
             self.printer.close()
             self.say(self.style.yellow("[已中断 interrupted — 本条回复已停止，会话已保留]"))
@@ -165,10 +170,12 @@ def run_chat(args: argparse.Namespace, *, stdin: TextIO | None = None,
         portal = stack.enter_context(anyio.from_thread.start_blocking_portal())
         client = GatewayClient(base_url, api_key)
         stack.callback(portal.call, client.aclose)
+        trace = TraceSummary() if getattr(args, "trace", False) else None
         agent: Agent[str] = Agent(args.model, fallback, instructions=args.instructions,
+                                  hooks=[trace] if trace is not None else (),
                                   tools=registry, client=client)
         session = _session(args, stack)
-        chat = ChatSession(agent, session, deps, out)
+        chat = ChatSession(agent, session, deps, out, trace)
         _banner(chat, args, registry, portal.call(chat.history))
         return _repl(chat, portal, stdin or sys.stdin)
     return 0  # pragma: no cover  (mypy: ExitStack may swallow exceptions)

@@ -4,6 +4,8 @@
     kimi-agent chat --tools MOD      an interactive chat with your tools
     kimi-agent tools MOD[:ATTR]      the tool schemas the model would see
     kimi-agent simulate              the gateway simulator on a loopback port
+    kimi-agent mcp serve MOD[:ATTR]  the tools as an MCP server over stdio (extra 'mcp')
+    kimi-agent serve [MOD:ATTR]      an agent on the web: API, chat widget, staff console
     kimi-agent sessions copy SRC DST copy conversations between stores (SQLite, PostgreSQL,
                                      Redis)
 
@@ -13,6 +15,7 @@ Sub-commands import what they need when they run, so `kimi-agent --help` stays i
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
@@ -30,6 +33,8 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--session", default="demo-customer", help="session id (a customer)")
     demo.add_argument("--db", default=None, help="SQLite file for sessions and orders")
     demo.add_argument("--fresh", action="store_true", help="start the demo data over")
+    demo.add_argument("--trace", action="store_true",
+                      help="after each turn, print the run as a tree with durations")
 
     chat = sub.add_parser("chat", help="chat with an agent in the terminal")
     chat.add_argument("--tools", default=None, help="MODULE[:ATTR] holding the tools")
@@ -41,6 +46,8 @@ def _parser() -> argparse.ArgumentParser:
                            "(without it the chat is not saved)")
     chat.add_argument("--db", default=None,
                       help="SQLite file for sessions (default: chat.db in the user data dir)")
+    chat.add_argument("--trace", action="store_true",
+                      help="after each reply, print the run as a tree with durations")
     chat.add_argument("--model", default="kimi-k2-6")
     chat.add_argument("--fallback", default="kimi-k2-5", help="fallback model, or 'none'")
     chat.add_argument("--instructions", default="你是一个乐于助人的助手。")
@@ -61,9 +68,11 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--script", default=None, help="a JSON or YAML script of replies")
     simulate.add_argument("--api-key", dest="api_key", default="sim-key")
 
-    from kimi_agent.cli import _sessions
+    from kimi_agent.mcp._cli import add_parser as add_mcp_parser  # argparse only
 
-    _sessions.add_parser(sub)
+    add_mcp_parser(sub)
+    importlib.import_module("kimi_agent.web._cli").add_parser(sub)
+    importlib.import_module("kimi_agent.cli._sessions").add_parser(sub)
     return parser
 
 
@@ -105,13 +114,23 @@ def _chat(args: argparse.Namespace) -> int:
 
 
 def _sessions_command(args: argparse.Namespace) -> int:
-    from kimi_agent.cli._sessions import run
+    status: int = importlib.import_module("kimi_agent.cli._sessions").run(args)
+    return status
 
-    return run(args)
+
+def _mcp(args: argparse.Namespace) -> int:
+    from kimi_agent.mcp import _serve as mcp_serve
+
+    return mcp_serve.run(args)
 
 
-COMMANDS = {"demo": _demo, "chat": _chat, "tools": _tools, "simulate": _simulate,
-            "sessions": _sessions_command}
+def _serve(args: argparse.Namespace) -> int:
+    status: int = importlib.import_module("kimi_agent.web._cli").run(args)
+    return status
+
+
+COMMANDS = {"demo": _demo, "chat": _chat, "tools": _tools, "simulate": _simulate, "mcp": _mcp,
+            "serve": _serve, "sessions": _sessions_command}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -21,8 +21,6 @@ import sys
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-import anyio
-
 from kimi_agent.errors import ConfigurationError, SessionError
 
 __all__ = ["add_parser", "open_store", "run"]
@@ -49,7 +47,10 @@ def run(args: argparse.Namespace) -> int:
         ConfigurationError: a URL that names no known store.
         SessionError: a store cannot be read or written.
     """
-    return anyio.run(_copy, args.src, args.dst, args.replace)
+    import anyio
+
+    status: int = anyio.run(_copy, args.src, args.dst, args.replace)
+    return status
 
 
 def open_store(url: str, *, must_exist: bool = False) -> Any:

@@ -11,6 +11,7 @@ from kimi_agent.models._profiles import (
     DEFAULT_PROFILES,
     KIMI_K2_5,
     KIMI_K2_6,
+    ModelPrice,
     ModelProfile,
     ModelProfiles,
     get_profile,
@@ -18,5 +19,5 @@ from kimi_agent.models._profiles import (
 )
 from kimi_agent.models._router import ModelRouter
 
-__all__ = ["DEFAULT_PROFILES", "KIMI_K2_5", "KIMI_K2_6", "ModelProfile", "ModelProfiles",
-           "ModelRouter", "get_profile", "register_model"]
+__all__ = ["DEFAULT_PROFILES", "KIMI_K2_5", "KIMI_K2_6", "ModelPrice", "ModelProfile",
+           "ModelProfiles", "ModelRouter", "get_profile", "register_model"]

@@ -13,8 +13,30 @@ from dataclasses import dataclass
 from typing import Literal
 
 from kimi_agent.errors import ConfigurationError, ContextLengthError
+from kimi_agent.wire import Usage
 
 StructuredOutputMode = Literal["json_schema", "json_object"]
+
+
+@dataclass(frozen=True, slots=True)
+class ModelPrice:
+    """What a model costs, in USD per million tokens: `input` (uncached prompt tokens),
+    `cached_input` (prompt tokens served from the prompt cache; `input` when None) and
+    `output` (completion tokens, reasoning included). kimi-agent ships no prices: the gateway
+    publishes a live rate per model, so set the ones of your account on the profile."""
+
+    input: float
+    output: float
+    cached_input: float | None = None
+
+    def cost(self, usage: Usage | None) -> float:
+        """The cost of one model call's usage (0 without usage)."""
+        if usage is None:
+            return 0.0
+        cached = min(usage.cached_tokens, usage.prompt_tokens)
+        cached_rate = self.input if self.cached_input is None else self.cached_input
+        return ((usage.prompt_tokens - cached) * self.input + cached * cached_rate
+                + usage.completion_tokens * self.output) / 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +55,8 @@ class ModelProfile:
     structured_output: StructuredOutputMode = "json_schema"
     min_output: int = 1024
     """The smallest output budget worth sending a request with."""
+    price: ModelPrice | None = None
+    """The model's price, for `RunUsage.cost` (none built in)."""
 
     def __post_init__(self) -> None:
         if self.context_window <= 0 or self.max_output <= 0:

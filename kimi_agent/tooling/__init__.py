@@ -11,6 +11,7 @@ from __future__ import annotations
 from kimi_agent.tooling._records import CallStatus, ToolCallRecord
 from kimi_agent.tooling._run_context import Handoff, RunContext
 from kimi_agent.tooling._tool import Tool, ToolRegistry, format_result, tool
+from kimi_agent.tooling._toolset import Toolset
 
 __all__ = ["CallStatus", "Handoff", "RunContext", "Tool", "ToolCallRecord", "ToolRegistry",
-           "format_result", "tool"]
+           "Toolset", "format_result", "tool"]

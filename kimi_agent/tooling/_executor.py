@@ -29,7 +29,8 @@ OnCall = Callable[[str, Any], Awaitable[None]]
 AroundTool = Callable[[RunContext[Any], Tool, dict[str, Any], Callable[[], Awaitable[Any]]],
                      Awaitable[Any]]
 """Wraps one tool execution (tracing, durable execution): gets the call's context, the tool,
-its validated arguments and `proceed`; returns what `proceed` returns."""
+its validated arguments and `proceed`; returns what `proceed` returns. A run sets it on its
+`RunSignals.around`; the executor calls it around each execution when it is set."""
 
 APPROVAL_PENDING_TEXT = "waiting for human approval"
 
@@ -44,7 +45,6 @@ class ToolExecutor:
         max_parallel: int = 16,
         default_timeout: float | None = 60.0,
         logger: EventLogger | None = None,
-        around: AroundTool | None = None,
     ) -> None:
         if max_parallel < 1:
             raise ValueError("max_parallel must be at least 1")
@@ -52,7 +52,6 @@ class ToolExecutor:
         self.max_parallel = max_parallel
         self.default_timeout = default_timeout
         self._logger = logger
-        self._around = around
 
     async def execute(
         self,
@@ -153,7 +152,8 @@ class ToolExecutor:
             else:
                 timeout = tool.timeout if tool.timeout is not None else self.default_timeout
                 call_ctx = ctx.for_call(name, call.id)
-                run = tool.run(kwargs, call_ctx) if self._around is None else self._around(
+                around = ctx.signals.around
+                run = tool.run(kwargs, call_ctx) if around is None else around(
                     call_ctx, tool, kwargs, lambda: tool.run(kwargs, call_ctx))
                 if timeout is None or not own_timeout:
                     value = await run

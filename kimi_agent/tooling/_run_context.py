@@ -41,6 +41,11 @@ class RunSignals:
     """A tool guardrail that tripped (the run ends after the step)."""
     events: Any = None
     """The run's event sink when it is streamed (agents run as tools nest their events)."""
+    messages: Any = None
+    """The run's conversation so far (read-only for guardrails, e.g. to check an answer
+    against the tool results)."""
+    around: Any = None
+    """Wraps each tool execution of the run (its hooks: tracing, durable execution)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,6 +40,7 @@ from kimi_agent.tooling._arguments import ArgumentParser, ModelArguments, Schema
 from kimi_agent.tooling._dialect import check_tool_name
 from kimi_agent.tooling._run_context import RunContext
 from kimi_agent.tooling._schema import find_context_param, function_schema, moonshot_schema
+from kimi_agent.tooling._toolset import Toolset, warn_skipped
 
 __all__ = ["Tool", "ToolOptions", "ToolRegistry", "ToolSource", "format_result", "tool"]
 
@@ -324,28 +325,37 @@ class ToolRegistry:
     byte-identical from call to call, so the request prefix stays cacheable.
     """
 
-    def __init__(self, tools: Iterable[Tool | Callable[..., Any] | ToolRegistry] = ()) -> None:
+    def __init__(self, tools: Iterable[ToolSource] = ()) -> None:
         self._tools: dict[str, Tool] = {}
         self._schemas: list[dict[str, Any]] | None = None
         self._schemas_json: str | None = None
+        self._toolsets: list[Toolset] = []
+        self._loaded: list[tuple[Tool, ...]] = []  # the toolsets' lists, as last merged
+        self._dynamic: set[str] = set()  # names in _tools that come from toolsets
         for item in tools:
             if isinstance(item, ToolRegistry):
                 for each in item:
-                    self.register(each)
+                    if each.name not in item._dynamic:
+                        self.register(each)
+                self._toolsets.extend(t for t in item._toolsets if t not in self._toolsets)
+            elif isinstance(item, Toolset) and not isinstance(item, Tool):
+                if item not in self._toolsets:
+                    self._toolsets.append(item)
             else:
                 self.register(item)
 
     @classmethod
     def of(
-        cls, tools: ToolRegistry | Tool | Callable[..., Any] | Iterable[Any] | None
+        cls, tools: ToolRegistry | Tool | Callable[..., Any] | Toolset | Iterable[Any] | None
     ) -> ToolRegistry:
-        """A registry from what a user hands an Agent: a registry (returned as is), a tool
-        or function, an iterable mixing tools, functions and registries, or None."""
+        """A registry from what a user hands an Agent: a registry (returned as is), a tool,
+        function or toolset, an iterable mixing tools, functions, registries and toolsets,
+        or None."""
         if tools is None:
             return cls()
         if isinstance(tools, ToolRegistry):
             return tools
-        if callable(tools):
+        if callable(tools) or isinstance(tools, Toolset):
             return cls([tools])
         if isinstance(tools, str | bytes | Mapping) or not isinstance(tools, Iterable):
             raise TypeError(f"tools must be tools, functions or registries, got {tools!r}")
@@ -402,6 +412,60 @@ class ToolRegistry:
     def names(self) -> list[str]:
         return list(self._tools)
 
+    # ------------------------------------------------------------------ toolsets
+
+    @property
+    def toolsets(self) -> list[Toolset]:
+        """The toolsets (e.g. MCP servers) whose tools this registry merges in."""
+        return list(self._toolsets)
+
+    async def refresh(self) -> None:
+        """Merge in the toolsets' current tools (connecting them if needed).
+
+        Registered tools come first, then each toolset's tools in the order given; a toolset
+        tool whose name is already taken is left out with a logged warning. Nothing is
+        rebuilt while every toolset returns the same `Tool` objects, so `schemas()` stays the
+        same list and `schemas_json()` the same bytes. Raises what a toolset's `tools()`
+        raises when it cannot reach its source.
+        """
+        if not self._toolsets:
+            return
+        lists = [tuple(await toolset.tools()) for toolset in self._toolsets]
+        if len(lists) == len(self._loaded) and all(
+            len(new) == len(old) and all(a is b for a, b in zip(new, old, strict=True))
+            for new, old in zip(lists, self._loaded, strict=True)
+        ):
+            return
+        merged = {name: t for name, t in self._tools.items() if name not in self._dynamic}
+        dynamic: set[str] = set()
+        for toolset, items in zip(self._toolsets, lists, strict=True):
+            for item in items:
+                if item.name in merged:
+                    warn_skipped(toolset, item.name, "another tool of the agent has this name")
+                    continue
+                merged[item.name] = item
+                dynamic.add(item.name)
+        self._tools, self._dynamic, self._loaded = merged, dynamic, lists
+        self._schemas = self._schemas_json = None
+
+    async def open_toolsets(self) -> None:
+        """Enter every toolset (`async with toolset:`); on a failure the ones already
+        entered are closed again and the error is raised."""
+        opened: list[Toolset] = []
+        try:
+            for toolset in self._toolsets:
+                await toolset.__aenter__()
+                opened.append(toolset)
+        except BaseException:
+            for toolset in reversed(opened):
+                await toolset.__aexit__(None, None, None)
+            raise
+
+    async def close_toolsets(self) -> None:
+        """Close every toolset (a toolset used again later opens itself again)."""
+        for toolset in reversed(self._toolsets):
+            await toolset.__aexit__(None, None, None)
+
     def schemas(self) -> list[dict[str, Any]]:
         """The request's `tools` array (the same list each time until a tool is registered)."""
         if self._schemas is None:
@@ -431,5 +495,5 @@ class ToolRegistry:
 
 
 
-ToolSource: TypeAlias = Tool | Callable[..., Any] | ToolRegistry
+ToolSource: TypeAlias = Tool | Callable[..., Any] | ToolRegistry | Toolset
 """What `ToolRegistry.of` (and the Agent's `tools=`) accepts, alone or in an iterable."""

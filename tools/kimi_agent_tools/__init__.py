@@ -21,6 +21,9 @@ by its factory instead, because its allow-list is policy, not per-run data.
 Errors: see `kimi_agent_tools.errors` — bad input raises (the model reads the message), a
 search with no hits returns an empty result.
 
+Guardrail helpers for Chinese customer service (PII masking, sensitive words, amounts and
+ids no tool confirmed) are plain text functions in `kimi_agent_tools.guardrails`.
+
 The framework never imports this package.
 """
 

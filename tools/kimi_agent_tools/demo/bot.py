@@ -13,11 +13,11 @@ the agent runs them concurrently.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from kimi_agent import Agent, GatewayClient
+from kimi_agent import Agent, GatewayClient, RunHooks
 from kimi_agent_tools import (
     CUSTOMER_SERVICE_TOOLS,
     FaqEntry,
@@ -151,8 +151,10 @@ def chat_deps() -> ShopDeps:
 
 
 def build_agent(client: GatewayClient | None = None, *, model: str = "kimi-k2-6",
-                fallback: str | None = "kimi-k2-5") -> Agent[str]:
+                fallback: str | None = "kimi-k2-5", hooks: Sequence[RunHooks] = ()
+                ) -> Agent[str]:
     """The shop's agent. One agent serves every customer: all per-conversation state lives in
-    the session and the deps passed to each run."""
+    the session and the deps passed to each run. `hooks` observe its runs (e.g. a
+    `kimi_agent.tracing.TraceSummary` for `kimi-agent demo --trace`)."""
     return Agent(model, fallback, instructions=INSTRUCTIONS, tools=CUSTOMER_SERVICE_TOOLS,
-                 client=client, tool_timeout=20.0)
+                 client=client, tool_timeout=20.0, name="小象客服", hooks=hooks)

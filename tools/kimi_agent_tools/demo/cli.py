@@ -35,6 +35,7 @@ from kimi_agent.cli.terminal import (
     usage_summary,
     user_data_dir,
 )
+from kimi_agent.tracing import TraceSummary
 from kimi_agent_tools.demo.bot import DEMO_CUSTOMER, build_agent, make_deps
 from kimi_agent_tools.demo.scenario import FIRST_VISIT, RETURNING_VISIT
 
@@ -59,6 +60,7 @@ class Demo:
     out: Any = field(default_factory=lambda: sys.stdout)
     usage: RunUsage = field(default_factory=RunUsage)
     models: list[str] = field(default_factory=list)
+    trace: TraceSummary | None = None
 
     def __post_init__(self) -> None:
         self.style = Style.for_stream(self.out)
@@ -71,6 +73,8 @@ class Demo:
     def account(self, result: RunResult[Any]) -> None:
         self.usage += result.usage
         self.models.extend(step.model for step in result.steps)
+        if self.trace is not None:
+            self.say(self.style.dim(self.trace.render()))
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -80,7 +84,8 @@ def run_demo(args: argparse.Namespace) -> int:
         for suffix in ("", "-wal", "-shm"):
             Path(f"{db}{suffix}").unlink(missing_ok=True)
     demo = Demo(db=db, session_id=getattr(args, "session", None) or "demo-customer",
-                live=bool(os.environ.get("BYTESPIKE_API_KEY")))
+                live=bool(os.environ.get("BYTESPIKE_API_KEY")),
+                trace=TraceSummary() if getattr(args, "trace", False) else None)
     try:
         anyio.run(_main, demo)
     except KeyboardInterrupt:
@@ -122,7 +127,7 @@ async def _main(demo: Demo) -> None:
     demo.say(style.bold("══ kimi-agent 演示：「小象优选」网店智能客服 ══"))
     async with _gateway(demo) as client:
         deps, created = make_deps(demo.db, customer_id=DEMO_CUSTOMER)
-        agent = build_agent(client)
+        agent = build_agent(client, hooks=[demo.trace] if demo.trace is not None else ())
         demo.say(style.dim(f"数据文件 data: {demo.db}" + ("（已创建演示订单）" if created else "")))
         with SQLiteSession(demo.session_id, demo.db) as session:
             history = await session.get_items()

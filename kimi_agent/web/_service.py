@@ -1,0 +1,375 @@
+"""`ChatService`: runs of one agent for many conversations, behind the HTTP layer.
+
+- **One run per conversation at a time** in this process: a second message while a run is
+  under way is refused (`conversation_busy`, with the run to follow) instead of queued, so
+  two answers never interleave in one history. When the session object offers a lock of
+  its own (`async with session.lock(timeout=...)`, e.g. a store shared by replicas), the
+  run holds it too; failing to get it in `lock_timeout` is `conversation_busy` as well.
+- **Runs outlive requests**: each run runs in the service's task group and writes its log
+  (`_runs.LiveRun`); the request only reads it. A client that disconnects loses nothing.
+- **Held conversations**: a run that ends in a hand-off marks the conversation `handoff`
+  in the `ConversationBook`; customer messages are refused (`held_by_person`) until staff
+  release it.
+- **Shutdown** (leaving `async with service`): new runs are refused (503) and runs under
+  way get `shutdown_grace` seconds to finish before they are cancelled.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
+from types import TracebackType
+from typing import Any, Protocol
+
+import anyio
+from anyio.abc import TaskGroup, TaskStatus
+
+from kimi_agent import Agent, PendingApproval, Session
+from kimi_agent import events as ev
+from kimi_agent.errors import ApprovalError, KimiAgentError
+from kimi_agent.web._book import ConversationBook, ConversationEntry
+from kimi_agent.web._errors import WebError
+from kimi_agent.web._options import WebOptions
+from kimi_agent.web._runs import LiveRun, RunLogs
+from kimi_agent.web._tokens import Customer
+from kimi_agent.web._views import (
+    DEFAULT_TOOL_LABELS,
+    Visibility,
+    error_record,
+    event_records,
+    pending_view,
+)
+
+__all__ = ["ChatService", "SessionStore"]
+
+log = logging.getLogger("kimi_agent.web")
+
+
+class SessionStore(Protocol):
+    """Anything that gives the session of an id (`SQLiteStore`, and stores like it)."""
+
+    def session(self, session_id: str) -> Session: ...
+
+
+DepsFactory = Callable[[Customer], Any]
+
+
+class ChatService:
+    """The runs of `agent` on the sessions of `store` (see the module docstring).
+
+    `deps(customer)` gives the deps of a run for one customer (e.g. tools that see only
+    that customer's orders); without it runs get no deps. `book` records where each
+    conversation stands (default: an in-memory one). Use it as `async with service:`.
+    """
+
+    def __init__(self, agent: Agent[Any], store: SessionStore, options: WebOptions, *,
+                 deps: DepsFactory | None = None, book: ConversationBook | None = None
+                 ) -> None:
+        self.agent = agent
+        self.store = store
+        self.options = options
+        self.deps = deps
+        self._own_book = book is None
+        self.book = book if book is not None else ConversationBook()
+        labels = {**DEFAULT_TOOL_LABELS, **options.tool_labels}
+        self.customer_view = Visibility(reasoning=options.show_reasoning,
+                                        tool_details=options.show_tool_details, labels=labels)
+        self.staff_view = Visibility(staff=True, reasoning=True, tool_details=True,
+                                     labels=labels)
+        self.runs = RunLogs()
+        self._busy: set[str] = set()
+        self._group: TaskGroup | None = None
+        self._closing = False
+        self._idle = anyio.Event()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def __aenter__(self) -> ChatService:
+        group = anyio.create_task_group()
+        await group.__aenter__()
+        self._group, self._closing = group, False
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        group = self._group
+        self._closing = True
+        try:
+            if group is not None:
+                with anyio.move_on_after(self.options.shutdown_grace):
+                    while self._busy:
+                        await self._idle.wait()
+                group.cancel_scope.cancel()
+                await group.__aexit__(None, None, None)
+        finally:
+            self._group = None
+            if self._own_book:
+                self.book.close()
+
+    @property
+    def running(self) -> int:
+        """How many runs are under way."""
+        return len(self._busy)
+
+    # ------------------------------------------------------------------ starting runs
+
+    async def send(self, customer: Customer, text: str) -> LiveRun:
+        """Start a run of the customer's message; returns its log once it has started.
+
+        Raises:
+            WebError: the conversation is busy (409 `conversation_busy`), held by a person
+                (409 `held_by_person`), waiting for approval (409 `awaiting_approval`), or
+                the service is shutting down (503).
+        """
+        async def check(session: Session) -> None:
+            entry = await self.book.get(customer.session_id)
+            if entry is not None and entry.customer_id != customer.customer_id:
+                raise WebError(403, "not_your_conversation",
+                               "this conversation belongs to another customer")
+            if entry is not None and entry.status == "handoff":
+                raise WebError(409, "held_by_person", "这段对话已转给人工客服，请等待工作人员回复。"
+                               " The conversation is held by a person.")
+            if await self.agent.pending_approvals(session):
+                raise WebError(409, "awaiting_approval", "上一步操作正在等待人工审核，请稍候。"
+                               " A call is waiting for staff approval.")
+            if entry is None:   # the conversation is this customer's from its first message
+                await self.book.set(customer.session_id, customer.customer_id, "active")
+
+        def start(session: Session, deps: Any) -> AbstractAsyncContextManager[Any]:
+            return self.agent.stream(text, deps=deps, session=session)
+
+        return await self._start(customer, check, start)
+
+    async def decide(self, session_id: str, approved: Sequence[str],
+                     rejected: Mapping[str, str]) -> LiveRun:
+        """Start the run that carries out staff's decisions on the pending calls.
+
+        Raises:
+            WebError: unknown conversation (404), decisions that do not match the pending
+                calls (409 `approval_mismatch`), the conversation is busy (409), or the
+                service is shutting down (503).
+        """
+        entry = await self.book.get(session_id)
+        if entry is None:
+            raise WebError(404, "unknown_conversation",
+                           f"no conversation {session_id!r} was served here")
+        customer = Customer(entry.customer_id, session_id)
+
+        async def check(session: Session) -> None:
+            return None
+
+        def start(session: Session, deps: Any) -> AbstractAsyncContextManager[Any]:
+            return self.agent.resume_stream(session, approved=approved, rejected=rejected,
+                                            deps=deps)
+
+        return await self._start(customer, check, start)
+
+    async def _start(self, customer: Customer, check: Callable[[Session], Any],
+                     start: Callable[[Session, Any], AbstractAsyncContextManager[Any]]
+                     ) -> LiveRun:
+        if self._closing or self._group is None:
+            raise WebError(503, "unavailable", "the service is not running (starting up or "
+                           "shutting down); try again shortly")
+        session_id = customer.session_id
+        if session_id in self._busy:
+            current = self.runs.current(session_id)
+            raise WebError(409, "conversation_busy", "上一条消息还在回复中，请稍候。"
+                           " A run is under way in this conversation.",
+                           run_id=current.run_id if current else None)
+        self._busy.add(session_id)
+        try:
+            run: LiveRun = await self._group.start(self._drive, customer, check, start)
+        except BaseException:
+            self._release(session_id)
+            raise
+        return run
+
+    def _release(self, session_id: str) -> None:
+        self._busy.discard(session_id)
+        if not self._busy:
+            idle, self._idle = self._idle, anyio.Event()
+            idle.set()
+
+    def _session_lock(self, session: Session) -> AbstractAsyncContextManager[Any]:
+        lock = getattr(session, "lock", None)
+        if lock is None or not callable(lock):
+            return nullcontext()
+        return lock(timeout=self.options.lock_timeout)  # type: ignore[no-any-return]
+
+    async def _drive(self, customer: Customer, check: Callable[[Session], Any],
+                     start: Callable[[Session, Any], AbstractAsyncContextManager[Any]],
+                     *, task_status: TaskStatus[LiveRun]) -> None:
+        session_id = customer.session_id
+        run: LiveRun | None = None
+        try:
+            session = self.store.session(session_id)
+            try:
+                lock = self._session_lock(session)
+                await lock.__aenter__()
+            except TimeoutError:
+                raise WebError(409, "conversation_busy", "the conversation is busy in another "
+                               "process; try again shortly") from None
+            try:
+                await check(session)
+                deps = self.deps(customer) if self.deps is not None else None
+                async with start(session, deps) as stream:
+                    async for event in stream:
+                        if run is None:
+                            run = self._begin(customer, event)
+                            task_status.started(run)
+                        self._log(run, event)
+                    if run is not None:
+                        await self._settle(customer, run, stream.result)
+            except Exception as raised:
+                error = _single(raised)
+                if run is None:
+                    raise _before_start(error) from None
+                await self._failed(customer, run, error)
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await lock.__aexit__(None, None, None)
+        finally:
+            if run is not None:
+                if not run.records or run.records[-1]["kind"] not in ("done", "error"):
+                    run.append(error_record("interrupted", "回答被中断了（服务正在重启），请稍后"
+                                            "重新发送。The run was interrupted."))
+                self.runs.end(run)
+            self._release(session_id)
+
+    def _begin(self, customer: Customer, event: ev.Event) -> LiveRun:
+        run_id = event.run_id if isinstance(event, ev.RunStarted) else "run"
+        run = LiveRun(run_id, customer.session_id, customer.customer_id)
+        self.runs.begin(run)
+        return run
+
+    def _log(self, run: LiveRun, event: ev.Event) -> None:
+        for record in event_records(event, session_id=run.session_id, labels=self.staff_view):
+            run.append(record)
+
+    async def _settle(self, customer: Customer, run: LiveRun, result: Any) -> None:
+        status = result.status
+        if status == "handoff":
+            await self.book.set(customer.session_id, customer.customer_id, "handoff",
+                                result.handoff)
+        else:
+            await self.book.set(customer.session_id, customer.customer_id,
+                                "pending_approval" if status == "pending_approval"
+                                else "active")
+
+    async def _failed(self, customer: Customer, run: LiveRun, error: Exception) -> None:
+        log.warning("run %s of session %s failed: %s", run.run_id, run.session_id, error)
+        run.append(error_record("run_failed", f"{type(error).__name__}: {error}"))
+        try:
+            session = self.store.session(customer.session_id)
+            pending = await self.agent.pending_approvals(session)
+            await self.book.set(customer.session_id, customer.customer_id,
+                                "pending_approval" if pending else "active")
+        except Exception:
+            log.exception("could not record the state of session %s", run.session_id)
+
+    # ------------------------------------------------------------------ reading state
+
+    async def state(self, session_id: str, view: Visibility) -> dict[str, Any]:
+        """Where a conversation stands: running, waiting for approval, held, or idle; the
+        run to follow; the calls waiting."""
+        entry = await self.book.get(session_id)
+        pending = await self.agent.pending_approvals(self.store.session(session_id))
+        current = self.runs.current(session_id)
+        latest = self.runs.latest(session_id)
+        if current is not None:
+            status = "running"
+        elif entry is not None and entry.status == "handoff":
+            status = "handoff"
+        elif pending:
+            status = "pending_approval"
+        else:
+            status = "idle"
+        handoff = entry.handoff if entry is not None and entry.status == "handoff" else None
+        return {
+            "session_id": session_id,
+            "status": status,
+            "run": None if latest is None else {"run_id": latest.run_id,
+                                                "finished": latest.finished,
+                                                "events": len(latest.records)},
+            "pending": pending_view(pending, view),
+            "handoff": None if handoff is None else {
+                "reason": handoff.reason, "queue": handoff.queue,
+                **({"summary": handoff.summary} if view.staff else {})},
+        }
+
+    async def pending(self, session_id: str) -> list[PendingApproval]:
+        return await self.agent.pending_approvals(self.store.session(session_id))
+
+    async def approvals_queue(self) -> list[dict[str, Any]]:
+        """Every conversation with calls waiting for staff, oldest first."""
+        out = []
+        for entry in await self.book.with_status("pending_approval"):
+            if entry.session_id in self._busy:
+                continue
+            pending = await self.pending(entry.session_id)
+            if not pending:
+                await self.book.set(entry.session_id, entry.customer_id, "active")
+                continue
+            out.append({"session_id": entry.session_id, "customer_id": entry.customer_id,
+                        "since": entry.updated_at,
+                        "pending": pending_view(pending, self.staff_view)})
+        return out
+
+    async def handoff_queue(self) -> list[dict[str, Any]]:
+        """Every conversation held by a person, oldest first."""
+        return [_handoff_item(entry) for entry in await self.book.with_status("handoff")]
+
+    async def release(self, session_id: str) -> dict[str, Any]:
+        """Give a held conversation back to the bot.
+
+        Raises:
+            WebError: the conversation is not held (404 / 409).
+        """
+        entry = await self.book.get(session_id)
+        if entry is None:
+            raise WebError(404, "unknown_conversation",
+                           f"no conversation {session_id!r} was served here")
+        if entry.status != "handoff":
+            raise WebError(409, "not_held", f"conversation {session_id!r} is not held by a "
+                           "person")
+        await self.book.set(session_id, entry.customer_id, "active")
+        return {"session_id": session_id, "status": "active"}
+
+    async def owner(self, session_id: str) -> ConversationEntry | None:
+        return await self.book.get(session_id)
+
+
+def _handoff_item(entry: ConversationEntry) -> dict[str, Any]:
+    handoff = entry.handoff
+    return {"session_id": entry.session_id, "customer_id": entry.customer_id,
+            "since": entry.updated_at,
+            "reason": handoff.reason if handoff else None,
+            "queue": handoff.queue if handoff else None,
+            "summary": handoff.summary if handoff else ""}
+
+
+@asynccontextmanager
+async def serving(service: ChatService) -> AsyncIterator[ChatService]:
+    """`async with service` as a function (for lifespans)."""
+    async with service:
+        yield service
+
+
+def _single(error: Exception) -> Exception:
+    """The one error inside (nested) exception groups of one error, else `error`: a
+    streamed run's task group wraps what the run raised."""
+    while isinstance(error, ExceptionGroup) and len(error.exceptions) == 1:
+        error = error.exceptions[0]
+    return error
+
+
+def _before_start(error: Exception) -> Exception:
+    """What the request that asked for a run hears when it could not start."""
+    if isinstance(error, WebError):
+        return error
+    if isinstance(error, ApprovalError):
+        return WebError(409, "approval_mismatch", str(error))
+    if isinstance(error, KimiAgentError):
+        return WebError(502, "run_failed", f"the agent could not start: {error}")
+    return error

@@ -188,6 +188,28 @@ async def test_redis_lock_renews_past_its_ttl_and_fences_a_lapsed_holder(
         assert [m.content for m in await a.get_items()] == ["持锁时写入"]
 
 
+async def test_postgres_lock_lost_with_its_connection_fences_further_writes(
+        postgres_database: str) -> None:
+    async with PostgresStore(postgres_database) as store:
+        session = store.session("断线")
+        async with session.lock(timeout=5):
+            await session.add_items([UserMessage(content="持锁时写入")])
+            async with await psycopg.AsyncConnection.connect(postgres_database,
+                                                             autocommit=True) as admin:
+                await admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_locks "
+                    "WHERE locktype = 'advisory' AND pid <> pg_backend_pid() AND database = "
+                    "(SELECT oid FROM pg_database WHERE datname = current_database())")
+            with pytest.raises(ConversationBusyError, match="lost"):
+                await session.add_items([UserMessage(content="不该写入")])
+            with pytest.raises(ConversationBusyError, match="lost"):
+                await session.set_state("kimi_agent.window_start", 1)
+            async with store.session("断线").lock(timeout=1):
+                pass  # the lock went with the connection
+        assert [m.content for m in await session.get_items()] == ["持锁时写入"]
+        await session.set_state("kimi_agent.window_start", 1)  # not holding: no check
+
+
 async def test_postgres_foreign_and_newer_schemas_are_refused(postgres_database: str) -> None:
     async with await psycopg.AsyncConnection.connect(postgres_database, autocommit=True) as c:
         await c.execute("CREATE TABLE kimi_agent_messages (id int)")

@@ -19,7 +19,9 @@ Guarantees (the same as `SQLiteSession`'s):
   exactly. `get_items(limit)` and `get_since(position)` read only the rows asked for.
 - `lock(timeout=...)`: one run per conversation across replicas. A session-level advisory lock
   taken on a dedicated connection that lives exactly as long as the run: a replica that dies
-  drops its connection and PostgreSQL releases the lock at once.
+  drops its connection and PostgreSQL releases the lock at once. While the lock is held, each
+  write of the session first checks (in its transaction, in `pg_locks`) that the lock's
+  connection still holds it, so a holder that lost its lock cannot interleave with the next.
 - Server down: `SessionStoreUnavailableError` after `timeout` seconds; pooled connections are
   checked before use, so the same store works again once the server is back.
 - Foreign or newer schema: `SessionSchemaError` (see `_pg_common`).
@@ -128,6 +130,8 @@ class PostgresSession:
             raise SessionError("give either a PostgreSQL URL or a store (exactly one)")
         self.session_id = session_id
         self._owns_store = store is None
+        self._holder: tuple[int, int, int] | None = None
+        """While this session holds its lock: the lock connection's backend pid and the key."""
         self.store = store if store is not None else PostgresStore(
             url or "", timeout=timeout, max_size=4)
 
@@ -191,6 +195,7 @@ class PostgresSession:
         if not rows:
             return
         async with self._connection("append to") as connection, connection.transaction():
+            await self._check_held(connection, "append to")
             await connection.execute(
                 "INSERT INTO kimi_agent_sessions (session_id) VALUES (%s) "
                 "ON CONFLICT (session_id) DO UPDATE SET updated_at = now()",
@@ -249,7 +254,9 @@ class PostgresSession:
     async def set_state(self, key: str, value: Any) -> None:
         """Store `value` (JSON-serialisable) under `key`; None deletes it. One statement."""
         text = None if value is None else dumps(value)
-        async with self._connection(f"write state {key!r} of") as connection:
+        async with self._connection(f"write state {key!r} of") as connection, \
+                connection.transaction():
+            await self._check_held(connection, f"write state {key!r} of")
             if text is None:
                 await connection.execute(
                     "DELETE FROM kimi_agent_session_state WHERE session_id = %s AND key = %s",
@@ -268,7 +275,9 @@ class PostgresSession:
 
         A PostgreSQL advisory lock on a connection of its own, opened for the block and
         closed after it: if this process dies, the server drops the connection and the lock
-        with it. The agent takes it for each run (`Agent.run(..., session=...)`).
+        with it. While it is held, this session's writes check that the lock is still held
+        (and raise `ConversationBusyError` if its connection was lost). The agent takes it
+        for each run (`Agent.run(..., session=...)`).
 
         Raises:
             ConversationBusyError: another holder kept it for `timeout` seconds.
@@ -284,9 +293,11 @@ class PostgresSession:
             raise translate(error, what, pool.where) from error
         try:
             await self._acquire(connection, key, timeout, what)
+            self._holder = (connection.info.backend_pid, *key)
             try:
                 yield
             finally:
+                self._holder = None
                 with anyio.CancelScope(shield=True):
                     # Closing the connection below releases it as well.
                     with contextlib.suppress(psycopg.Error):
@@ -294,6 +305,22 @@ class PostgresSession:
         finally:
             with anyio.CancelScope(shield=True):
                 await connection.close()
+
+    async def _check_held(self, connection: psycopg.AsyncConnection[Any], what: str) -> None:
+        """Fencing: while this session holds its lock, a write checks (in its transaction)
+        that the lock's connection still holds it. A lock lost with its connection (a server
+        restart, a network cut) may have been taken by another replica since."""
+        if self._holder is None:
+            return
+        pid, high, low = self._holder
+        cursor = await connection.execute(
+            "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid = %s "
+            "AND classid = %s::bigint::oid AND objid = %s::bigint::oid AND objsubid = 2",
+            (pid, high & 0xFFFFFFFF, low & 0xFFFFFFFF))
+        if await cursor.fetchone() is None:
+            raise ConversationBusyError(
+                f"cannot {what} session {self.session_id!r}: its conversation lock was lost "
+                "with its connection and another run may hold it now; nothing was written")
 
     async def _acquire(self, connection: psycopg.AsyncConnection[Any], key: tuple[int, int],
                        timeout: float | None, what: str) -> None:

@@ -285,3 +285,45 @@ async def test_importing_kimi_agent_does_not_import_the_drivers() -> None:
             "assert not {'psycopg', 'redis', 'psycopg_pool'} & set(sys.modules), sys.modules")
     process = await anyio.run_process([__import__("sys").executable, "-c", code], check=False)
     assert process.returncode == 0, process.stderr.decode()
+
+
+@pytest.mark.parametrize("kind", ["postgres", "redis"])
+def test_any_text_reasoning_and_ids_round_trip(kind: str, request: pytest.FixtureRequest
+                                               ) -> None:
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from kimi_agent.wire import ToolCall, ToolMessage
+
+    url: str = request.getfixturevalue("postgres_database" if kind == "postgres"
+                                       else "redis_url")
+
+    async def round_trip(texts: list[str], call_id: str) -> None:
+        store: Any = (PostgresStore(url) if kind == "postgres"
+                      else RedisStore(url, prefix=f"h{uuid.uuid4().hex[:8]}:"))
+        async with store:
+            session = store.session(f"随机-{next(_ids)}-{texts[0][:20]}")
+            call = ToolCall.model_validate({"id": call_id, "function": {
+                "name": "查询", "arguments": dumps_args(texts[0])}})
+            messages = [UserMessage(content=text) for text in texts] + [
+                AssistantMessage(content=texts[-1], reasoning_content=texts[0],
+                                 tool_calls=[call], model="kimi-k2-6"),
+                ToolMessage(tool_call_id=call_id, content=texts[-1])]
+            await session.add_items(messages)
+            assert await session.get_items() == messages
+            assert await session.get_since(len(texts)) == messages[len(texts):]
+
+    @settings(max_examples=25, deadline=None,
+              suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(texts=st.lists(st.text(max_size=80), min_size=1, max_size=4),
+           call_id=st.text(min_size=1, max_size=40))
+    def check(texts: list[str], call_id: str) -> None:
+        anyio.run(round_trip, texts, call_id)
+
+    check()
+
+
+def dumps_args(text: str) -> str:
+    import json
+
+    return json.dumps({"查询": text}, ensure_ascii=False)

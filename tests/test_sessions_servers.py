@@ -165,6 +165,29 @@ async def test_lock_excludes_a_second_holder_until_released(
         pass
 
 
+@stores
+async def test_lock_is_reentrant_for_its_holder_so_a_host_may_hold_it_around_a_run(
+        make_store: Callable[[], Any]) -> None:
+    from kimi_agent import Agent, GatewayClient
+    from kimi_agent.testing import GatewaySimulator
+
+    session, other = make_store().session("宿主持锁"), make_store().session("宿主持锁")
+    sim = GatewaySimulator(responder=lambda request: "好的，收到。")
+    async with sim.serve() as url, GatewayClient(url, sim.api_key) as client:
+        agent = Agent(instructions="你是客服助手。", client=client, busy_timeout=2)
+        async with session.lock(timeout=2):
+            async with session.lock(timeout=0.1):
+                pass
+            result = await agent.run("你好", session=session)  # the agent re-enters it
+            assert result.output == "好的，收到。"
+            with pytest.raises(ConversationBusyError):
+                await Agent(instructions="你是客服助手。", client=client,
+                            busy_timeout=0.3).run("插队", session=other)
+        async with other.lock(timeout=1):
+            pass  # released when the outermost block ended
+    assert [m.content for m in await other.get_items()][-2:] == ["你好", "好的，收到。"]
+
+
 async def test_redis_lock_renews_past_its_ttl_and_fences_a_lapsed_holder(
         redis_url: str) -> None:
     prefix = f"t{uuid.uuid4().hex[:8]}:"

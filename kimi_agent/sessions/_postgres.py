@@ -277,12 +277,15 @@ class PostgresSession:
         closed after it: if this process dies, the server drops the connection and the lock
         with it. While it is held, this session's writes check that the lock is still held
         (and raise `ConversationBusyError` if its connection was lost). The agent takes it
-        for each run (`Agent.run(..., session=...)`).
+        for each run (`Agent.run(..., session=...)`). Re-entrant on this session object.
 
         Raises:
             ConversationBusyError: another holder kept it for `timeout` seconds.
             SessionStoreUnavailableError: the server cannot be reached.
         """
+        if self._holder is not None:  # re-entered by the same holder (a host, then the agent)
+            yield
+            return
         pool = self.store.pool
         what = f"lock session {self.session_id!r}"
         key = advisory_key("kimi_agent.conversation", self.session_id)

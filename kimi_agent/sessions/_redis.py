@@ -173,6 +173,7 @@ class RedisSession:
             url or "", timeout=timeout, prefix=prefix, lock_ttl=lock_ttl)
         self._held = b""
         """The value of the lock this session holds (b"" when it holds none)."""
+        self._token = 0
 
     def __repr__(self) -> str:
         return f"RedisSession({self.session_id!r}, {self.store.client.where!r})"
@@ -295,19 +296,20 @@ class RedisSession:
     async def lock(self, timeout: float | None = 30.0) -> AsyncIterator[int]:
         """Hold this conversation against every other replica for the block; gives the
         fencing token (it increases with every grant of this conversation's lock).
+        Re-entrant on this session object (a host holding it around `agent.run` is fine).
 
         Raises:
             ConversationBusyError: another holder kept it for `timeout` seconds.
             SessionStoreUnavailableError: the server cannot be reached.
         """
-        if self._held:
-            raise SessionError(f"session object {self!r} already holds its lock; use one "
-                               "session object per run")
+        if self._held:  # re-entered by the same holder (a host, then the agent)
+            yield self._token
+            return
         ttl_ms = int(self.store.lock_ttl * 1000)
         owner = uuid.uuid4().hex
         token = await self._take(owner, ttl_ms, timeout)
         value = f"{owner}:{token}".encode()
-        self._held = value
+        self._held, self._token = value, token
         try:
             async with beside(lambda: self._renew(value, ttl_ms)):
                 yield token

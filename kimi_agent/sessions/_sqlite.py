@@ -47,8 +47,8 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractAsyncContextManager, contextmanager, nullcontext
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Literal, TypeVar
@@ -259,6 +259,7 @@ class SQLiteSession:
             raise ValueError("give either a path or a store, not both")
         self.session_id = session_id
         self._owns_store = store is None
+        self._lock_depth = 0
         self.store = store if store is not None else SQLiteStore(
             ":memory:" if path is None else path, timeout=timeout, synchronous=synchronous
         )
@@ -408,19 +409,31 @@ class SQLiteSession:
 
         return await self.store.run(f"read the state of session {session_id!r}", job)
 
-    def lock(self, timeout: float | None = 30.0) -> AbstractAsyncContextManager[None]:
+    @asynccontextmanager
+    async def lock(self, timeout: float | None = 30.0) -> AsyncIterator[None]:
         """Hold this conversation against other processes for the block: a `flock` on a lock
         file next to the database (see `_filelock`); the agent takes it for each run. An
         in-memory database is private to this process, where the agent's own lock suffices.
+        Re-entrant on this session object (a host holding it around `agent.run` is fine).
 
         Raises:
             ConversationBusyError: another process held it for `timeout` seconds.
         """
         from kimi_agent.sessions._filelock import conversation_file_lock
 
-        if self.store.path == ":memory:":
-            return nullcontext()
-        return conversation_file_lock(self.store.path, self.session_id, timeout)
+        if self._lock_depth or self.store.path == ":memory:":
+            self._lock_depth += 1
+            try:
+                yield
+            finally:
+                self._lock_depth -= 1
+            return
+        async with conversation_file_lock(self.store.path, self.session_id, timeout):
+            self._lock_depth = 1
+            try:
+                yield
+            finally:
+                self._lock_depth = 0
 
     # ------------------------------------------------------------------ lifecycle
 

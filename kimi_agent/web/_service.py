@@ -27,7 +27,7 @@ from anyio.abc import TaskGroup, TaskStatus
 
 from kimi_agent import Agent, PendingApproval, Session
 from kimi_agent import events as ev
-from kimi_agent.errors import ApprovalError, KimiAgentError
+from kimi_agent.errors import ApprovalError, ConversationBusyError, KimiAgentError
 from kimi_agent.web._book import ConversationBook, ConversationEntry
 from kimi_agent.web._errors import WebError
 from kimi_agent.web._options import WebOptions
@@ -207,7 +207,7 @@ class ChatService:
             try:
                 lock = self._session_lock(session)
                 await lock.__aenter__()
-            except TimeoutError:
+            except (TimeoutError, ConversationBusyError):
                 raise WebError(409, "conversation_busy", "the conversation is busy in another "
                                "process; try again shortly") from None
             try:

@@ -28,8 +28,7 @@ pytestmark = pytest.mark.anyio
 
 @pytest.fixture
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A store URL of the kind the param names, empty and private to the test (a Redis lock
-    expires after 2 s, so a killed replica frees its conversation quickly)."""
+    """A store URL of the kind the param names, empty and private to the test."""
     kind = request.param
     if kind == "sqlite":
         return f"sqlite:///{tmp_path / 'replicas.db'}"
@@ -37,7 +36,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         url: str = request.getfixturevalue("postgres_database")
         return url
     redis_url: str = request.getfixturevalue("redis_url")
-    return f"{redis_url}?prefix=t{uuid.uuid4().hex[:8]}:&lock_ttl=2"
+    return f"{redis_url}?prefix=t{uuid.uuid4().hex[:8]}:"
 
 
 def every_store(*kinds: str) -> pytest.MarkDecorator:
@@ -126,6 +125,8 @@ async def test_two_replicas_on_one_conversation_take_turns(store_url: str, tmp_p
 async def test_a_held_conversation_is_busy_until_its_replica_is_killed(
         store_url: str, tmp_path: Path) -> None:
     ready, logs = tmp_path / "ready", tmp_path / "logs"
+    if store_url.startswith("redis"):
+        store_url += "&lock_ttl=3"  # a killed replica's lock expires after 3 s (default 30)
     sim = GatewaySimulator(responder=responder)
     async with sim.serve() as url:
         async with started("block", store_url, "--url", url, "--key", sim.api_key,
@@ -138,7 +139,7 @@ async def test_a_held_conversation_is_busy_until_its_replica_is_killed(
             os.kill(holder.pid, signal.SIGKILL)
             with anyio.fail_after(60):
                 assert await holder.process.wait() == -signal.SIGKILL
-        # The lock went with the process (file lock, connection) or expires (Redis, 2 s).
+        # The lock went with the process (file lock, connection) or expires (Redis, 3 s).
         after = await run_replica("chat", store_url, "--url", url, "--key", sim.api_key,
                                   "--sessions", "被占用", "--busy-timeout", "60", "--tag", "N",
                                   logs=logs)

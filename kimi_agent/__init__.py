@@ -53,6 +53,12 @@ _EXPORTS: dict[str, str] = {
     "TrimPolicy": "kimi_agent.sessions._trim",
     "KeepRecentTurns": "kimi_agent.sessions._trim",
     "CacheAwareTrim": "kimi_agent.sessions._trim",
+    "PostgresSession": "kimi_agent.sessions._postgres",
+    "PostgresStore": "kimi_agent.sessions._postgres",
+    "RedisSession": "kimi_agent.sessions._redis",
+    "RedisStore": "kimi_agent.sessions._redis",
+    "PostgresLimiter": "kimi_agent.scale._pg_limiter",
+    "RedisLimiter": "kimi_agent.scale._redis_limiter",
     "configure_logging": "kimi_agent._logging",
     "instrument": "kimi_agent.tracing",
 }
@@ -73,6 +79,12 @@ __all__ = [
     "ModelProfile",
     "ModelRouter",
     "PendingApproval",
+    "PostgresLimiter",
+    "PostgresSession",
+    "PostgresStore",
+    "RedisLimiter",
+    "RedisSession",
+    "RedisStore",
     "RetryPolicy",
     "RunContext",
     "RunHooks",
@@ -108,7 +120,11 @@ if TYPE_CHECKING:
     from kimi_agent.gateway._retry import RetryPolicy
     from kimi_agent.models._profiles import ModelPrice, ModelProfile, register_model
     from kimi_agent.models._router import ModelRouter
+    from kimi_agent.scale._pg_limiter import PostgresLimiter
+    from kimi_agent.scale._redis_limiter import RedisLimiter
+    from kimi_agent.sessions._postgres import PostgresSession, PostgresStore
     from kimi_agent.sessions._protocol import MemorySession, Session
+    from kimi_agent.sessions._redis import RedisSession, RedisStore
     from kimi_agent.sessions._sqlite import SQLiteSession, SQLiteStore
     from kimi_agent.sessions._trim import CacheAwareTrim, KeepRecentTurns, TrimPolicy
     from kimi_agent.tooling._records import ToolCallRecord

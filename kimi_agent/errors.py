@@ -58,6 +58,8 @@ __all__ = [
     "RunTimeoutError",
     "ServerError",
     "SessionError",
+    "SessionSchemaError",
+    "SessionStoreUnavailableError",
     "SpendCapError",
     "ToolArgumentError",
     "ToolCallError",
@@ -397,6 +399,17 @@ class ModelFailedError(RunError):
 
 class SessionError(KimiAgentError):
     """A session store could not be read or written."""
+
+
+class SessionStoreUnavailableError(SessionError):
+    """The session store's server (PostgreSQL, Redis) could not be reached or went away
+    mid-operation. A write that raises this was not applied, or (when the connection dropped
+    during the commit) may have been: re-read before writing again."""
+
+
+class SessionSchemaError(SessionError):
+    """The store holds data that is not this kimi-agent's (a foreign schema or key), or a
+    schema newer than this version understands."""
 
 
 class ApprovalError(KimiAgentError, ValueError):

@@ -6,6 +6,8 @@
     kimi-agent simulate              the gateway simulator on a loopback port
     kimi-agent mcp serve MOD[:ATTR]  the tools as an MCP server over stdio (extra 'mcp')
     kimi-agent serve [MOD:ATTR]      an agent on the web: API, chat widget, staff console
+    kimi-agent sessions copy SRC DST copy conversations between stores (SQLite, PostgreSQL,
+                                     Redis)
 
 Sub-commands import what they need when they run, so `kimi-agent --help` stays instant.
 """
@@ -70,6 +72,7 @@ def _parser() -> argparse.ArgumentParser:
 
     add_mcp_parser(sub)
     importlib.import_module("kimi_agent.web._cli").add_parser(sub)
+    importlib.import_module("kimi_agent.cli._sessions").add_parser(sub)
     return parser
 
 
@@ -110,6 +113,11 @@ def _chat(args: argparse.Namespace) -> int:
     return run_chat(args)
 
 
+def _sessions_command(args: argparse.Namespace) -> int:
+    status: int = importlib.import_module("kimi_agent.cli._sessions").run(args)
+    return status
+
+
 def _mcp(args: argparse.Namespace) -> int:
     from kimi_agent.mcp import _serve as mcp_serve
 
@@ -122,7 +130,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"demo": _demo, "chat": _chat, "tools": _tools, "simulate": _simulate, "mcp": _mcp,
-            "serve": _serve}
+            "serve": _serve, "sessions": _sessions_command}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

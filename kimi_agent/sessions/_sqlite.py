@@ -47,8 +47,8 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Literal, TypeVar
@@ -259,6 +259,7 @@ class SQLiteSession:
             raise ValueError("give either a path or a store, not both")
         self.session_id = session_id
         self._owns_store = store is None
+        self._lock_depth = 0
         self.store = store if store is not None else SQLiteStore(
             ":memory:" if path is None else path, timeout=timeout, synchronous=synchronous
         )
@@ -395,6 +396,44 @@ class SQLiteSession:
                         (session_id, key, text))
 
         await self.store.run(f"write state {key!r} of session {session_id!r}", job)
+
+    async def get_all_state(self) -> dict[str, Any]:
+        """Every state value of this session, by key (for copying a conversation)."""
+        session_id = self.session_id
+
+        def job(connection: sqlite3.Connection) -> dict[str, Any]:
+            rows = connection.execute(
+                "SELECT key, json FROM session_state WHERE session_id = ? ORDER BY key",
+                (session_id,)).fetchall()
+            return {key: json.loads(text) for key, text in rows}
+
+        return await self.store.run(f"read the state of session {session_id!r}", job)
+
+    @asynccontextmanager
+    async def lock(self, timeout: float | None = 30.0) -> AsyncIterator[None]:
+        """Hold this conversation against other processes for the block: a `flock` on a lock
+        file next to the database (see `_filelock`); the agent takes it for each run. An
+        in-memory database is private to this process, where the agent's own lock suffices.
+        Re-entrant on this session object (a host holding it around `agent.run` is fine).
+
+        Raises:
+            ConversationBusyError: another process held it for `timeout` seconds.
+        """
+        from kimi_agent.sessions._filelock import conversation_file_lock
+
+        if self._lock_depth or self.store.path == ":memory:":
+            self._lock_depth += 1
+            try:
+                yield
+            finally:
+                self._lock_depth -= 1
+            return
+        async with conversation_file_lock(self.store.path, self.session_id, timeout):
+            self._lock_depth = 1
+            try:
+                yield
+            finally:
+                self._lock_depth = 0
 
     # ------------------------------------------------------------------ lifecycle
 

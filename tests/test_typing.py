@@ -20,6 +20,7 @@ PASSING = ["_shop.py", "pass_deps.py"]
 FAILING = ["fail_deps.py"]
 _ERROR = re.compile(
     r"^(?P<file>[^:]+):(?P<line>\d+): error: (?P<message>.*?)\s+\[(?P<code>[\w-]+)\]$")
+_MESSAGES: list[str] = []  # mypy's error lines, for the failure messages
 _EXPECT = re.compile(r"#\s*E:\s*(?P<code>[\w-]+)\s*$")
 
 
@@ -45,6 +46,7 @@ def errors(monkeypatch_module: pytest.MonkeyPatch) -> dict[tuple[str, int], list
         if match is not None:
             key = (Path(match["file"]).name, int(match["line"]))
             found.setdefault(key, []).append(match["code"])
+            _MESSAGES.append(line)
         else:
             assert ": note: " in line, f"unexpected mypy output: {line!r}"
     return found
@@ -67,7 +69,7 @@ def _expected(name: str) -> dict[tuple[str, int], list[str]]:
 
 @pytest.mark.parametrize("name", PASSING)
 def test_correct_deps_type_check(errors: dict[tuple[str, int], list[str]], name: str) -> None:
-    assert {key: codes for key, codes in errors.items() if key[0] == name} == {}
+    assert {key: codes for key, codes in errors.items() if key[0] == name} == {}, _MESSAGES
 
 
 @pytest.mark.parametrize("name", FAILING)
@@ -75,4 +77,5 @@ def test_wrong_deps_are_mypy_errors(errors: dict[tuple[str, int], list[str]], na
                                     ) -> None:
     expected = _expected(name)
     assert expected, f"{name} marks no expected errors"
-    assert {key: codes for key, codes in errors.items() if key[0] == name} == expected
+    assert {key: codes for key, codes in errors.items() if key[0] == name} == expected, \
+        _MESSAGES

@@ -60,3 +60,20 @@ async def runs() -> None:
     await Agent().run("随便", deps={"anything": 1})
     helper = shop_agent.as_tool("shop_helper", "回答店铺问题")
     assert_type(helper, Tool[Shop])
+
+
+# One typed tool: mypy infers the agent's deps from it.
+assert_type(Agent(tools=[shop_name]), Agent[Shop, str])
+
+# @registry.tool types like @tool.
+shop_tools: ToolRegistry[Shop] = ToolRegistry()
+
+
+@shop_tools.tool(sequential=True)
+def stock(ctx: RunContext[HasOrders], sku: str) -> int:
+    """库存数量。"""
+    return len(ctx.deps.orders)
+
+
+assert_type(stock, Tool[HasOrders])
+assert_type(shop_tools.get("stock"), Tool[Shop])

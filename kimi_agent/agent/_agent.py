@@ -65,7 +65,8 @@ class Agent(Generic[DepsT, OutputT]):
     `Agent[Deps, Output]`: `deps_type=Shop` makes it an `Agent[Shop, ...]`, whose runs take
     `deps: Shop` and whose tools must work with `Shop` deps (a `Tool[Other]` is a mypy
     error; a tool typed for a protocol `Shop` satisfies is fine). Without `deps_type` (or an
-    annotation) deps are `Any` and nothing is checked. Typing only: nothing is checked at run
+    annotation) mypy infers them from the tools when it can, else they are `Any` and nothing
+    is checked. Typing only: `deps_type` (kept as `agent.deps_type`) is not checked at run
     time.
 
     `model` answers every step unless it keeps failing or the conversation outgrows its

@@ -137,8 +137,9 @@ class ToolRegistry(Generic[DepsT]):
         """`@registry.tool` / `@registry.tool(...)`: like `@tool`, and registers the tool.
 
         The tool is typed like `@tool`'s (`Tool[D]` from a first parameter annotated
-        `RunContext[D]`); for a `ToolRegistry[Shop]` mind that mypy cannot refuse a
-        decorated function here, so decorate with `@tool` and `register` to have it checked.
+        `RunContext[D]`). mypy does not refuse a function needing other deps here (it cannot
+        tell it from a plain function); `register(tool(f))` is checked against the
+        registry's deps.
 
         Raises:
             TypeError: an unknown option.

@@ -18,3 +18,7 @@ async def runs() -> None:
     await shop_agent.run("订单A1024到哪了？", deps=Weather())  # E: arg-type
     shop_agent.run_sync("店铺叫什么？", deps="深圳小店")  # E: arg-type
     await shop_agent.resume(MemorySession("s1"), deps=Weather())  # E: arg-type
+    async with shop_agent.stream("你好", deps=Weather()) as run:  # E: arg-type
+        print(run)
+    async with shop_agent.resume_stream(MemorySession("s2"), deps=1) as again:  # E: arg-type
+        print(again)

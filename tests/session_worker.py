@@ -154,7 +154,7 @@ def message_texts(messages: list[Message]) -> list[str]:
 # --------------------------------------------------------------------------- commands
 
 
-def agent_for(client: GatewayClient) -> Agent[str]:
+def agent_for(client: GatewayClient) -> Agent[Any, str]:
     """The agent of these tests: the tools above, no cool-down after a fallback."""
     return Agent(instructions=INSTRUCTIONS, tools=TOOLS, client=client, fallback_cooldown=0)
 

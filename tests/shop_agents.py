@@ -41,7 +41,7 @@ def get_invoice(order_id: str) -> str:
     return f"{order_id} 的发票已开具"
 
 
-def build(client: GatewayClient) -> tuple[Agent[str], Agent[str], Agent[str]]:
+def build(client: GatewayClient) -> tuple[Agent[Any, str], Agent[Any, str], Agent[Any, str]]:
     refunds = Agent(name="refunds", description="处理退款申请。Handles refunds.",
                     instructions="你是退款专员。", tools=[request_refund], client=client)
     billing = Agent(name="billing", description="处理发票与账单问题。Handles invoices.",

@@ -13,6 +13,7 @@ import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -33,7 +34,7 @@ class Served:
     sim: GatewaySimulator
     url: str
     client: GatewayClient
-    agent: Agent[str]
+    agent: Agent[Any, str]
     session: SQLiteSession
     db: Path
 

@@ -69,7 +69,7 @@ def responder(request: SimRequest) -> Reply:
         ("write_note", {"order_id": "A1"})])
 
 
-async def events_of(agent: Agent[str]) -> list[Any]:
+async def events_of(agent: Agent[Any, str]) -> list[Any]:
     seen: list[Any] = []
     async with agent.stream("查一下 A1 和 A2", session=MemorySession()) as run:
         async for event in run:

@@ -44,7 +44,7 @@ def echo(request: SimRequest) -> Reply:
     return Reply(text=f"您说的是：{request.last_user_text}，联系电话 13812345678。")
 
 
-async def run(agent: Agent[str], prompt: str, session: MemorySession, streamed: bool
+async def run(agent: Agent[Any, str], prompt: str, session: MemorySession, streamed: bool
               ) -> tuple[str, str]:
     if not streamed:
         result = await agent.run(prompt, session=session)

@@ -39,7 +39,7 @@ def deps(tmp_path: Path) -> ShopDeps:
     return ShopDeps(store, kb, customer_id="u1001")
 
 
-def agent_for(client: GatewayClient) -> Agent[None]:
+def agent_for(client: GatewayClient) -> Agent[ShopDeps, str]:
     return Agent(instructions=INSTRUCTIONS, tools=CUSTOMER_SERVICE_TOOLS, client=client)
 
 

@@ -158,7 +158,7 @@ class LockingStore:
         return Locked()
 
 
-def _agent(client: GatewayClient) -> Agent[str]:
+def _agent(client: GatewayClient) -> Agent[Any, str]:
     return Agent(instructions="你是客服。", client=client)
 
 

@@ -109,14 +109,15 @@ class StopRequested(Exception):
     """Raised by `run_workflow(stop_after=N)` after N steps, to rehearse a crash."""
 
 
-def _agents(client: GatewayClient | None) -> tuple[Agent[Triage], Agent[str], Agent[str]]:
-    triage: Agent[Triage] = Agent(
+def _agents(client: GatewayClient | None
+            ) -> tuple[Agent[Any, Triage], Agent[Any, str], Agent[Any, str]]:
+    triage: Agent[Any, Triage] = Agent(
         instructions="你是网店售后分拣员。阅读顾客留言，判断问题类别、订单号和紧急程度。",
         output_type=Triage, client=client)
-    act: Agent[str] = Agent(
+    act: Agent[Any, str] = Agent(
         instructions="你是网店售后专员。先用 get_order 核实订单，再用 open_ticket 创建工单，"
                      "最后用一句话说明做了什么。", tools=[get_order, open_ticket], client=client)
-    writer: Agent[str] = Agent(
+    writer: Agent[Any, str] = Agent(
         instructions="你是网店客服，请根据处理结果给顾客写一段简短、真诚的中文回复。",
         client=client)
     return triage, act, writer

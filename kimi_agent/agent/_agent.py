@@ -45,19 +45,29 @@ from kimi_agent.models._router import ModelRouter
 from kimi_agent.sessions._protocol import Session, SessionState
 from kimi_agent.sessions._trim import CacheAwareTrim, TrimPolicy
 from kimi_agent.tooling._executor import DEFAULT_MAX_RESULT_CHARS, ToolExecutor
-from kimi_agent.tooling._registry import ToolRegistry
+from kimi_agent.tooling._registry import PlainFunction, ToolRegistry
 from kimi_agent.tooling._tool import Tool
 from kimi_agent.tooling._toolset import Toolset
 from kimi_agent.wire import Message
 
+DepsT = TypeVar("DepsT", default=Any)
+"""What the agent's runs pass their tools as `RunContext.deps`. Fixed by `deps_type=` (or an
+annotation `Agent[Shop, str]`); without either it is `Any`, so untyped code is not checked."""
 OutputT = TypeVar("OutputT", default=str)
 
-ToolsArg = ToolRegistry | Tool | Toolset | Iterable[Any] | None
-_Holder = tuple["Agent[Any]", "AgentHandoff | None", int]
+_ToolItem = Tool[DepsT] | PlainFunction | ToolRegistry[DepsT] | Toolset
+_Holder = tuple["Agent[Any, Any]", "AgentHandoff | None", int]
 
 
-class Agent(Generic[OutputT]):
+class Agent(Generic[DepsT, OutputT]):
     """A tool-using agent on Kimi.
+
+    `Agent[Deps, Output]`: `deps_type=Shop` makes it an `Agent[Shop, ...]`, whose runs take
+    `deps: Shop` and whose tools must work with `Shop` deps (a `Tool[Other]` is a mypy
+    error; a tool typed for a protocol `Shop` satisfies is fine). Without `deps_type` (or an
+    annotation) mypy infers them from the tools when it can, else they are `Any` and nothing
+    is checked. Typing only: `deps_type` (kept as `agent.deps_type`) is not checked at run
+    time.
 
     `model` answers every step unless it keeps failing or the conversation outgrows its
     window; then `fallback` does (None disables fallback). `tools` takes `Tool`s, plain
@@ -88,8 +98,9 @@ class Agent(Generic[OutputT]):
         fallback: str | ModelProfile | None = "kimi-k2-5",
         *,
         instructions: Instructions = None,
-        tools: ToolsArg = (),
+        tools: _ToolItem[DepsT] | Iterable[_ToolItem[DepsT]] | None = (),
         output_type: type[OutputT] | None = None,
+        deps_type: type[DepsT] | None = None,
         client: GatewayClient | None = None,
         name: str = "agent",
         description: str = "",
@@ -107,7 +118,7 @@ class Agent(Generic[OutputT]):
         hooks: Sequence[RunHooks] = (),
         run_timeout: float | None = 600.0,
         busy_timeout: float | None = 30.0,
-        handoffs: Sequence[Agent[Any] | AgentHandoff] = (),
+        handoffs: Sequence[Agent[Any, Any] | AgentHandoff] = (),
         input_guardrails: Sequence[Guardrail] = (),
         output_guardrails: Sequence[Guardrail] = (),
         tool_guardrails: Sequence[Guardrail] = (),
@@ -123,7 +134,8 @@ class Agent(Generic[OutputT]):
         self.name = name
         self.description = description
         self.instructions = instructions
-        self.registry = ToolRegistry.of(tools)
+        self.deps_type = deps_type
+        self.registry: ToolRegistry[DepsT] = ToolRegistry.of(tools)
         self.router = ModelRouter(primary, backup, cooldown=fallback_cooldown, logger=logger)
         output: OutputSpec[OutputT] | None = (
             OutputSpec(output_type) if output_type is not None else None
@@ -158,7 +170,7 @@ class Agent(Generic[OutputT]):
         self._client = client
         self._own_client: GatewayClient | None = None
 
-    def add_handoff(self, target: Agent[Any] | AgentHandoff) -> None:
+    def add_handoff(self, target: Agent[Any, Any] | AgentHandoff) -> None:
         """Let this agent hand the conversation to `target` (a `transfer_to_{name}` tool).
         Call it while setting agents up (before their first run), e.g. for a target that
         hands back to this agent.
@@ -174,16 +186,17 @@ class Agent(Generic[OutputT]):
         self._config.handoffs[name] = handoff
         self.registry.register(handoff_tool(handoff))
 
-    def as_tool(self, name: str | None = None, description: str | None = None) -> Tool:
+    def as_tool(self, name: str | None = None, description: str | None = None
+                ) -> Tool[DepsT]:
         """This agent as one tool of another: the calling model gives it a request, it runs
         (its own model calls, usage added to the caller's, events nested in the caller's
         stream) and its answer is the tool's result."""
         return agent_tool(self, name, description)
 
-    def _reachable(self) -> dict[str, Agent[Any]]:
+    def _reachable(self) -> dict[str, Agent[Any, Any]]:
         """The agents a conversation may be held by, from this one, by name."""
-        found: dict[str, Agent[Any]] = {self.name: self}
-        todo: list[Agent[Any]] = [self]
+        found: dict[str, Agent[Any, Any]] = {self.name: self}
+        todo: list[Agent[Any, Any]] = [self]
         while todo:
             for handoff in todo.pop()._config.handoffs.values():
                 if handoff.agent.name not in found:
@@ -215,7 +228,7 @@ class Agent(Generic[OutputT]):
 
     # ------------------------------------------------------------------ lifecycle
 
-    async def __aenter__(self) -> Agent[OutputT]:
+    async def __aenter__(self) -> Agent[DepsT, OutputT]:
         await self.registry.open_toolsets()
         return self
 
@@ -240,8 +253,8 @@ class Agent(Generic[OutputT]):
 
     # ------------------------------------------------------------------ running
 
-    async def run(self, prompt: str, *, deps: Any = None, session: Session | None = None
-                  ) -> RunResult[OutputT]:
+    async def run(self, prompt: str, *, deps: DepsT = None,  # type: ignore[assignment]
+                  session: Session | None = None) -> RunResult[OutputT]:
         """Run until the model answers; returns the answer, the messages and the usage.
 
         Raises:
@@ -253,8 +266,8 @@ class Agent(Generic[OutputT]):
         """
         return await self._execute(prompt, deps, session, emit=None, stream=False)
 
-    def run_sync(self, prompt: str, *, deps: Any = None, session: Session | None = None
-                 ) -> RunResult[OutputT]:
+    def run_sync(self, prompt: str, *, deps: DepsT = None,  # type: ignore[assignment]
+                 session: Session | None = None) -> RunResult[OutputT]:
         """`run` for code that is not async (starts and ends its own event loop).
 
         Raises:
@@ -269,8 +282,8 @@ class Agent(Generic[OutputT]):
         return anyio.run(main)
 
     @asynccontextmanager
-    async def stream(self, prompt: str, *, deps: Any = None, session: Session | None = None
-                     ) -> AsyncIterator[AgentStream[OutputT]]:
+    async def stream(self, prompt: str, *, deps: DepsT = None,  # type: ignore[assignment]
+                     session: Session | None = None) -> AsyncIterator[AgentStream[OutputT]]:
         """A streamed run: `async for event in run` yields typed events as they happen;
         afterwards `run.result` is the same `RunResult` `run()` would give. Leaving the block
         early cancels the run (running tools included).
@@ -285,7 +298,8 @@ class Agent(Generic[OutputT]):
 
     async def resume(
         self, session: Session, *, approved: Iterable[str] = (),
-        rejected: Mapping[str, str] | None = None, deps: Any = None,
+        rejected: Mapping[str, str] | None = None,
+        deps: DepsT = None,  # type: ignore[assignment]
     ) -> RunResult[OutputT]:
         """Continue a run that ended with `pending_approvals`, in this process or another.
 
@@ -302,7 +316,8 @@ class Agent(Generic[OutputT]):
     @asynccontextmanager
     async def resume_stream(
         self, session: Session, *, approved: Iterable[str] = (),
-        rejected: Mapping[str, str] | None = None, deps: Any = None,
+        rejected: Mapping[str, str] | None = None,
+        deps: DepsT = None,  # type: ignore[assignment]
     ) -> AsyncIterator[AgentStream[OutputT]]:
         """`resume`, streamed: the approved tool calls and the model's answer as events.
 

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 _NAME_RE = re.compile(r"[^A-Za-z0-9_-]")
 
 
-def agent_tool(agent: Agent[Any], name: str | None, description: str | None) -> Tool:
+def agent_tool(agent: Agent[Any, Any], name: str | None, description: str | None) -> Tool:
     tool_name = name or _NAME_RE.sub("_", agent.name)[:64]
     text = description or agent.description or f"请「{agent.name}」处理一个请求。Ask the " \
         f"{agent.name} agent to handle a request."

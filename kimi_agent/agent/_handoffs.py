@@ -39,7 +39,7 @@ class AgentHandoff:
     """A hand-off target with options: the agent, the tool's name and description, and the
     filter of the history it sees."""
 
-    agent: Agent[Any]
+    agent: Agent[Any, Any]
     tool_name: str | None = None
     description: str | None = None
     input_filter: InputFilter | None = None

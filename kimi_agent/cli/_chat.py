@@ -76,7 +76,7 @@ class ChatSession:
     `reply` and `decide` run one turn each inside a cancel scope that `interrupt` cancels.
     """
 
-    def __init__(self, agent: Agent[str], session: Session, deps: Any, out: TextIO,
+    def __init__(self, agent: Agent[Any, str], session: Session, deps: Any, out: TextIO,
                  trace: TraceSummary | None = None) -> None:
         self.agent = agent
         self.trace = trace
@@ -171,7 +171,7 @@ def run_chat(args: argparse.Namespace, *, stdin: TextIO | None = None,
         client = GatewayClient(base_url, api_key)
         stack.callback(portal.call, client.aclose)
         trace = TraceSummary() if getattr(args, "trace", False) else None
-        agent: Agent[str] = Agent(args.model, fallback, instructions=args.instructions,
+        agent: Agent[Any, str] = Agent(args.model, fallback, instructions=args.instructions,
                                   hooks=[trace] if trace is not None else (),
                                   tools=registry, client=client)
         session = _session(args, stack)

@@ -11,25 +11,60 @@ from __future__ import annotations
 import difflib
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any, TypeAlias, Unpack, overload
+from typing import Any, Concatenate, Generic, ParamSpec, Protocol, TypeAlias, Unpack, overload
+
+from typing_extensions import TypeVar
 
 from kimi_agent.errors import DuplicateToolError, UnknownToolError
+from kimi_agent.tooling._run_context import RunContext
 from kimi_agent.tooling._tool import Tool, ToolOptions, check_options, to_tool
 from kimi_agent.tooling._toolset import Toolset, warn_skipped
 
-__all__ = ["ToolRegistry", "ToolSource"]
+__all__ = ["PlainFunction", "RegistryDecorator", "ToolRegistry", "ToolSource"]
+
+DepsT = TypeVar("DepsT", default=Any)
+"""The deps the registry's tools get (`Any`, the default: not checked)."""
+
+_D = TypeVar("_D")
+_P = ParamSpec("_P")
+_ToolD = TypeVar("_ToolD", covariant=True, default=Any)
 
 
-class ToolRegistry:
+class PlainFunction(Protocol):
+    """A function (not yet a `Tool`) where tools are accepted: anything callable with a
+    `__name__`. A `Tool` is not one for the type checker, so a `Tool[OtherDeps]` cannot
+    slip in as "a callable"; wrap a nameless callable (a `functools.partial`, an object
+    with `__call__`) in `Tool(...)` to pass it. Plain functions' deps are not checked:
+    decorate them with `@tool` for that."""
+
+    __name__: str
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
+
+
+class RegistryDecorator(Protocol[_ToolD]):
+    """What `@registry.tool(...)` returns: it makes a function a `Tool` and registers it."""
+
+    @overload
+    def __call__(self, function: Callable[Concatenate[RunContext[_D], _P], Any], /
+                 ) -> Tool[_D]: ...
+    @overload
+    def __call__(self, function: Callable[..., Any], /) -> Tool[_ToolD]: ...
+
+
+class ToolRegistry(Generic[DepsT]):
     """The tools of an agent, by name, in the order they were registered.
+
+    `ToolRegistry[Shop]` holds tools usable with `Shop` deps: mypy refuses a `Tool[Other]`
+    in it (typing only; `ToolRegistry` alone is `ToolRegistry[Any]`, unchecked).
 
     `schemas()` is the `tools` array of a request; it is computed once per change and the
     same list is returned each time (do not mutate it), and `schemas_json()` is its JSON,
     byte-identical from call to call, so the request prefix stays cacheable.
     """
 
-    def __init__(self, tools: Iterable[ToolSource] = ()) -> None:
-        self._tools: dict[str, Tool] = {}
+    def __init__(self, tools: Iterable[ToolSource[DepsT]] = ()) -> None:
+        self._tools: dict[str, Tool[DepsT]] = {}
         self._schemas: list[dict[str, Any]] | None = None
         self._schemas_json: str | None = None
         self._toolsets: list[Toolset] = []
@@ -49,8 +84,8 @@ class ToolRegistry:
 
     @classmethod
     def of(
-        cls, tools: ToolRegistry | Tool | Callable[..., Any] | Toolset | Iterable[Any] | None
-    ) -> ToolRegistry:
+        cls, tools: ToolSource[DepsT] | Iterable[ToolSource[DepsT]] | None
+    ) -> ToolRegistry[DepsT]:
         """A registry from what a user hands an Agent: a registry (returned as is), a tool,
         function or toolset, an iterable mixing tools, functions, registries and toolsets,
         or None.
@@ -70,7 +105,7 @@ class ToolRegistry:
             raise TypeError(f"tools must be tools, functions or registries, got {tools!r}")
         return cls(tools)
 
-    def register(self, tool_or_function: Tool | Callable[..., Any]) -> Tool:
+    def register(self, tool_or_function: Tool[DepsT] | PlainFunction) -> Tool[DepsT]:
         """Add a tool (a plain function is wrapped with `tool`); returns the `Tool`.
 
         Registering the same Tool object again does nothing.
@@ -90,15 +125,21 @@ class ToolRegistry:
         return item
 
     @overload
-    def tool(self, function: Callable[..., Any], /) -> Tool: ...
+    def tool(self, function: Callable[Concatenate[RunContext[_D], _P], Any], /
+             ) -> Tool[_D]: ...
     @overload
-    def tool(
-        self, /, **options: Unpack[ToolOptions]
-    ) -> Callable[[Callable[..., Any]], Tool]: ...
+    def tool(self, function: Callable[..., Any], /) -> Tool[DepsT]: ...
+    @overload
+    def tool(self, /, **options: Unpack[ToolOptions]) -> RegistryDecorator[DepsT]: ...
     def tool(
         self, function: Callable[..., Any] | None = None, /, **options: Unpack[ToolOptions]
-    ) -> Tool | Callable[[Callable[..., Any]], Tool]:
+    ) -> Tool[Any] | RegistryDecorator[DepsT]:
         """`@registry.tool` / `@registry.tool(...)`: like `@tool`, and registers the tool.
+
+        The tool is typed like `@tool`'s (`Tool[D]` from a first parameter annotated
+        `RunContext[D]`). mypy does not refuse a function needing other deps here (it cannot
+        tell it from a plain function); `register(tool(f))` is checked against the
+        registry's deps.
 
         Raises:
             TypeError: an unknown option.
@@ -109,12 +150,12 @@ class ToolRegistry:
         if function is not None:
             return self.register(to_tool(function, options))
 
-        def decorate(function: Callable[..., Any]) -> Tool:
+        def decorate(function: Callable[..., Any]) -> Tool[Any]:
             return self.register(to_tool(function, options))
 
         return decorate
 
-    def get(self, name: str) -> Tool:
+    def get(self, name: str) -> Tool[DepsT]:
         """The tool called `name`.
 
         Raises:
@@ -212,7 +253,7 @@ class ToolRegistry:
             return self._tools.get(item.name) is item
         return isinstance(item, str) and item in self._tools
 
-    def __iter__(self) -> Iterator[Tool]:
+    def __iter__(self) -> Iterator[Tool[DepsT]]:
         return iter(list(self._tools.values()))
 
     def __len__(self) -> int:
@@ -222,5 +263,6 @@ class ToolRegistry:
         return f"ToolRegistry({self.names()!r})"
 
 
-ToolSource: TypeAlias = Tool | Callable[..., Any] | ToolRegistry | Toolset
-"""What `ToolRegistry.of` (and the Agent's `tools=`) accepts, alone or in an iterable."""
+ToolSource: TypeAlias = Tool[DepsT] | PlainFunction | ToolRegistry[DepsT] | Toolset
+"""What `ToolRegistry.of` (and the Agent's `tools=`) accepts, alone or in an iterable;
+`ToolSource[Shop]` for an agent with `Shop` deps (a `Tool[Other]` is refused)."""

@@ -29,10 +29,11 @@ import inspect
 import json
 import math
 from collections.abc import Callable, Mapping
-from typing import Any, TypedDict, Unpack, overload
+from typing import Any, Concatenate, Generic, ParamSpec, Protocol, TypedDict, Unpack, overload
 
 from pydantic import BaseModel
 from pydantic_core import to_jsonable_python
+from typing_extensions import TypeVar
 
 from kimi_agent.errors import ToolDefinitionError
 from kimi_agent.tooling._arguments import ArgumentParser, ModelArguments, SchemaArguments
@@ -40,11 +41,25 @@ from kimi_agent.tooling._dialect import check_tool_name
 from kimi_agent.tooling._run_context import RunContext
 from kimi_agent.tooling._schema import find_context_param, function_schema, raw_schema
 
-__all__ = ["Tool", "ToolOptions", "check_options", "format_result", "to_tool", "tool"]
+__all__ = ["Tool", "ToolDecorator", "ToolOptions", "check_options", "format_result", "to_tool",
+           "tool"]
+
+ToolDepsT = TypeVar("ToolDepsT", contravariant=True, default=Any)
+"""The deps a tool needs. Contravariant: a tool that needs only a protocol (`HasOrders`) is
+usable by every agent whose deps satisfy it. `Any` (the default) for a tool that needs none
+or does not say."""
+
+_D = TypeVar("_D")
+_P = ParamSpec("_P")
 
 
-class Tool:
+class Tool(Generic[ToolDepsT]):
     """A function the model can call, with its schema and everything needed to call it.
+
+    `Tool[Shop]` is a tool whose `RunContext` carries `Shop` deps: `@tool` infers it from a
+    first parameter annotated `RunContext[Shop]` (any other tool is `Tool[Any]`), and mypy
+    then refuses it for an `Agent[OtherDeps, ...]`. Typing only: nothing is checked at run
+    time.
 
     A `Tool` stays callable exactly like the function it wraps (`get_order("A1")` returns
     the coroutine of an async function, a sync function returns its value), and keeps its
@@ -204,7 +219,7 @@ class Tool:
         """
         return self._arguments.parse(raw)
 
-    async def run(self, kwargs: dict[str, Any], ctx: RunContext[Any] | None) -> Any:
+    async def run(self, kwargs: dict[str, Any], ctx: RunContext[ToolDepsT] | None) -> Any:
         """Call the function with `kwargs` (from `parse_arguments`) and `ctx` injected.
 
         Async functions are awaited; sync functions run in a daemon worker thread, so a slow
@@ -275,14 +290,29 @@ class _Options:
     max_result_chars: int | None = None
 
 
+class ToolDecorator(Protocol):
+    """What `@tool(...)` returns: it makes a function a `Tool`, typed like bare `@tool`."""
+
+    @overload
+    def __call__(self, function: Callable[Concatenate[RunContext[_D], _P], Any], /
+                 ) -> Tool[_D]: ...
+    @overload
+    def __call__(self, function: Callable[..., Any], /) -> Tool[Any]: ...
+
+
 @overload
-def tool(function: Callable[..., Any], /) -> Tool: ...
+def tool(function: Callable[Concatenate[RunContext[_D], _P], Any], /) -> Tool[_D]: ...
 @overload
-def tool(**options: Unpack[ToolOptions]) -> Callable[[Callable[..., Any]], Tool]: ...
+def tool(function: Callable[..., Any], /) -> Tool[Any]: ...
+@overload
+def tool(**options: Unpack[ToolOptions]) -> ToolDecorator: ...
 def tool(
     function: Callable[..., Any] | None = None, /, **options: Unpack[ToolOptions]
-) -> Tool | Callable[[Callable[..., Any]], Tool]:
+) -> Tool[Any] | ToolDecorator:
     """Make a function a `Tool`: bare (`@tool`) or with `ToolOptions` (`@tool(timeout=5.0)`).
+
+    A function whose first parameter is annotated `RunContext[Shop]` becomes a `Tool[Shop]`
+    for the type checker (see `Tool`); any other, a `Tool[Any]`.
 
     Raises:
         TypeError: an unknown option.
@@ -292,7 +322,7 @@ def tool(
     if function is not None:
         return to_tool(function, options)
 
-    def decorate(function: Callable[..., Any]) -> Tool:
+    def decorate(function: Callable[..., Any]) -> Tool[Any]:
         return to_tool(function, options)
 
     return decorate

@@ -95,7 +95,7 @@ class _JsonErrors(Router):
         await self._app(scope, receive, send)
 
 
-def create_app(agent: Agent[Any], store: SessionStore, options: WebOptions, *,
+def create_app(agent: Agent[Any, Any], store: SessionStore, options: WebOptions, *,
                deps: DepsFactory | None = None, book: ConversationBook | None = None,
                service: ChatService | None = None) -> Starlette:
     """The whole web layer as an ASGI app (Starlette): API, widget, staff console.

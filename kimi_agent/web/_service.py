@@ -63,7 +63,7 @@ class ChatService:
     conversation stands (default: an in-memory one). Use it as `async with service:`.
     """
 
-    def __init__(self, agent: Agent[Any], store: SessionStore, options: WebOptions, *,
+    def __init__(self, agent: Agent[Any, Any], store: SessionStore, options: WebOptions, *,
                  deps: DepsFactory | None = None, book: ConversationBook | None = None
                  ) -> None:
         self.agent = agent

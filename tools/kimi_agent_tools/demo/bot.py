@@ -169,7 +169,7 @@ REFUNDS_INSTRUCTIONS = """\
 
 def build_agent(client: GatewayClient | None = None, *, model: str = "kimi-k2-6",
                 fallback: str | None = "kimi-k2-5", hooks: Sequence[RunHooks] = ()
-                ) -> Agent[str]:
+                ) -> Agent[ShopDeps, str]:
     """The shop's front-desk agent (`shop`), which hands refunds to a refunds agent
     (`refunds`) that hands other questions back. One pair serves every customer: all
     per-conversation state — including which agent holds the conversation — lives in the
@@ -178,11 +178,12 @@ def build_agent(client: GatewayClient | None = None, *, model: str = "kimi-k2-6"
     sees them). `hooks` observe the runs (e.g. a `kimi_agent.tracing.TraceSummary` for
     `kimi-agent demo --trace`)."""
     pii = [PiiGuardrail()]
-    refunds = Agent(model, fallback, instructions=REFUNDS_INSTRUCTIONS, name="refunds",
+    refunds = Agent(model, fallback, deps_type=ShopDeps, instructions=REFUNDS_INSTRUCTIONS,
+                    name="refunds",
                     description="退款专员：核实订单并提交退款申请（需人工审批）。Handles refunds.",
                     tools=[get_order, request_refund, handoff_to_human], client=client,
                     tool_timeout=20.0, hooks=hooks, input_guardrails=pii)
-    shop = Agent(model, fallback, instructions=INSTRUCTIONS, name="shop",
+    shop = Agent(model, fallback, deps_type=ShopDeps, instructions=INSTRUCTIONS, name="shop",
                  description="前台客服小象：订单、物流、政策问题。Front desk.",
                  tools=[t for t in CUSTOMER_SERVICE_TOOLS if t is not request_refund],
                  client=client, tool_timeout=20.0, hooks=hooks, handoffs=[refunds],

@@ -150,7 +150,7 @@ async def _main(demo: Demo) -> None:
                        "Run it again to continue the session; --fresh starts over."))
 
 
-async def _turn(demo: Demo, agent: Agent[str], session: SQLiteSession, deps: Any,
+async def _turn(demo: Demo, agent: Agent[Any, str], session: SQLiteSession, deps: Any,
                 message: str) -> None:
     """One customer message: stream the run, then settle approvals and hand-offs."""
     demo.say()
@@ -168,7 +168,7 @@ async def _turn(demo: Demo, agent: Agent[str], session: SQLiteSession, deps: Any
     await _settle(demo, agent, session, deps, result)
 
 
-async def _settle(demo: Demo, agent: Agent[str], session: SQLiteSession, deps: Any,
+async def _settle(demo: Demo, agent: Agent[Any, str], session: SQLiteSession, deps: Any,
                   result: RunResult[str]) -> None:
     """Approve what waits for approval (again if the continued run asks again), then show a
     hand-off the way a calling service would see it."""
@@ -184,7 +184,7 @@ async def _settle(demo: Demo, agent: Agent[str], session: SQLiteSession, deps: A
                                 "service routes on）"))
 
 
-async def _approve(demo: Demo, agent: Agent[str], session: SQLiteSession, deps: Any,
+async def _approve(demo: Demo, agent: Agent[Any, str], session: SQLiteSession, deps: Any,
                    pending: Sequence[PendingApproval]) -> RunResult[str]:
     """Play the human reviewer: show the calls waiting, approve them, continue the run."""
     style = demo.style
@@ -203,7 +203,7 @@ async def _approve(demo: Demo, agent: Agent[str], session: SQLiteSession, deps: 
     return resumed
 
 
-async def _leftover_approvals(demo: Demo, agent: Agent[str], session: SQLiteSession,
+async def _leftover_approvals(demo: Demo, agent: Agent[Any, str], session: SQLiteSession,
                               deps: Any) -> None:
     """A previous demo stopped while a refund waited for approval: decide it first (the
     session cannot take a new message before)."""

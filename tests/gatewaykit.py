@@ -71,7 +71,7 @@ def leaf(error: BaseException) -> BaseException:
     return error
 
 
-async def run_agent(agent: Agent[Any], prompt: str, *, streamed: bool) -> tuple[Any, str]:
+async def run_agent(agent: Agent[Any, Any], prompt: str, *, streamed: bool) -> tuple[Any, str]:
     """(result, streamed text) of a run, streamed or not; the run's error is raised as
     itself."""
     if not streamed:

@@ -238,7 +238,7 @@ class DurableAgent(Generic[OutputT]):
                     continue  # the run changed under the decision: ask again
                 models += [step.model for step in result.steps]
                 usage += result.usage
-        output = result.output
+        output: Any = result.output
         if isinstance(output, BaseModel):
             output = output.model_dump(mode="json")
         return {"output": output, "session_id": sid, "models": models,

@@ -24,7 +24,7 @@ async def workflow_result(workflow_id: str, timeout: float | None) -> Any:
             that is not a `KimiAgentError` (those are raised as themselves).
     """
     try:
-        handle = await DBOS.retrieve_workflow_async(workflow_id, existing_workflow=True)
+        handle: Any = await DBOS.retrieve_workflow_async(workflow_id, existing_workflow=True)
     except DBOSNonExistentWorkflowError as error:
         raise WorkflowFailedError(workflow_id, "no such workflow", error) from error
     try:

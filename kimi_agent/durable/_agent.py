@@ -133,6 +133,8 @@ class DurableAgent(Generic[OutputT]):
         """
         if not isinstance(prompt, str):
             raise TypeError(f"prompt must be a str, not {type(prompt).__name__}")
+        if workflow_id and await DBOS.get_workflow_status_async(workflow_id) is not None:
+            return DurableRun(workflow_id, self)  # started before: never run it twice
         with SetWorkflowID(workflow_id) if workflow_id else nullcontext():
             if self.queue is not None:
                 queue = await self.queue.register()

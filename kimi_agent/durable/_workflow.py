@@ -209,6 +209,8 @@ class Workflow:
         """
         if self._dbos is None:
             raise DurableConfigurationError(f"workflow {self.name!r} has no @main function")
+        if workflow_id and await DBOS.get_workflow_status_async(workflow_id) is not None:
+            return workflow_id  # started before: never run it twice
         with SetWorkflowID(workflow_id) if workflow_id else nullcontext():
             handle: Any = await DBOS.start_workflow_async(self._dbos, *args, **kwargs)
         return str(handle.get_workflow_id())

@@ -113,20 +113,65 @@ def effects(path: Path) -> dict[str, int]:
 CONVS = 8
 
 
+class Zygote:
+    """A pre-imported `tests.durable_worker zygote` that forks the workers of the kill test."""
+
+    def __init__(self, log: Path) -> None:
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "KIMI_AGENT_HOME": str(log.parent)}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.durable_worker", "zygote"], cwd=ROOT, env=env,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log.open("ab"), text=True)
+
+    def fork(self, *args: str, log: Path) -> int:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(json.dumps([list(args), str(log)]) + "\n")
+        self.proc.stdin.flush()
+        return int(self.proc.stdout.readline())
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        self.proc.wait(timeout=10)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def finished(pid: int, out: Path, log: Path, timeout: float = 60) -> Any:
+    """Wait for the forked worker `pid` to write `out` and exit."""
+    with anyio.fail_after(timeout):
+        while alive(pid):
+            await anyio.sleep(0.02)
+    assert out.exists(), log.read_text(encoding="utf-8", errors="replace")[-3000:]
+    return json.loads(out.read_text(encoding="utf-8"))
+
+
+@pytest.fixture
+def zygote(tmp_path: Path) -> Iterator[Zygote]:
+    forks = Zygote(tmp_path / "zygote.log")
+    try:
+        yield forks
+    finally:
+        forks.close()
+
+
 async def test_a_worker_killed_30_times_pays_each_completed_call_once(
-        tmp_path: Path, workers: Callable[..., subprocess.Popen[bytes]]) -> None:
+        tmp_path: Path, zygote: Zygote) -> None:
     model = Model()
     sim = GatewaySimulator(responder=model)
     async with sim.serve() as url:
-        common = ["--url", url, "--key", sim.api_key, "--convs", str(CONVS)]
+        common = ["run", "--url", url, "--key", sim.api_key, "--convs", str(CONVS)]
         # the uninterrupted run
-        ref_out, ref_effects, ref_log = tmp_path / "ref.json", tmp_path / "ref.db", \
-            tmp_path / "ref.log"
-        proc = workers("run", "--db", f"sqlite:///{tmp_path / 'ref-dbos.sqlite'}",
-                       "--effects", str(ref_effects), "--out", str(ref_out), *common,
-                       log=ref_log)
-        await wait_exit(proc, ref_log)
-        reference = json.loads(ref_out.read_text(encoding="utf-8"))["answers"]
+        ref_effects, ref_log = tmp_path / "ref.db", tmp_path / "ref.log"
+        pid = zygote.fork(*common, "--db", f"sqlite:///{tmp_path / 'ref-dbos.sqlite'}",
+                          "--effects", str(ref_effects), "--out", str(tmp_path / "ref.json"),
+                          log=ref_log)
+        reference = (await finished(pid, tmp_path / "ref.json", ref_log))["answers"]
         assert set(model.counts.values()) == {1} and len(model.counts) == 3 * CONVS
         assert set(effects(ref_effects).values()) == {1}
 
@@ -146,20 +191,24 @@ async def test_a_worker_killed_30_times_pays_each_completed_call_once(
             point = points[index]
             ready.unlink(missing_ok=True)
             model.hold(point if point.startswith("model:") else None)
-            proc = workers("run", "--db", db, "--effects", str(fx), "--out", str(out),
-                           "--block", point, "--ready", str(ready), *common, log=log)
+            pid = zygote.fork(*common, "--db", db, "--effects", str(fx), "--out", str(out),
+                              "--block", point, "--ready", str(ready), log=log)
             with anyio.fail_after(60):
                 while not (model.reached.is_set() or ready.exists()):
-                    assert proc.poll() is None, (point, dict(killed), dict(model.counts))
-                    await anyio.sleep(0.02)
-            kill(proc)
+                    assert alive(pid), (point, log.read_text(encoding="utf-8")[-3000:])
+                    await anyio.sleep(0.01)
+            os.kill(pid, signal.SIGKILL)
+            with anyio.fail_after(10):
+                while alive(pid):
+                    await anyio.sleep(0.01)
             killed[point] += 1
         model.hold(None)
-        proc = workers("run", "--db", db, "--effects", str(fx), "--out", str(out), *common,
-                       log=log)
-        await wait_exit(proc, log)
+        assert not out.exists()
+        pid = zygote.fork(*common, "--db", db, "--effects", str(fx), "--out", str(out),
+                          log=log)
+        answers = (await finished(pid, out, log))["answers"]
 
-    answers = json.loads(out.read_text(encoding="utf-8"))["answers"]
+    assert sum(killed.values()) == 30
     assert answers == reference
     assert "会话 c3 完成" in answers["c3"]
     # a model reply held back by a kill was never delivered: that call alone ran twice

@@ -35,6 +35,7 @@ from dbos._error import DBOSMaxStepRetriesExceeded
 from pydantic import BaseModel, TypeAdapter
 
 from kimi_agent.agent._agent import Agent
+from kimi_agent.agent._result import RunResult
 from kimi_agent.durable._errors import DurableConfigurationError, StepRetriesExhaustedError
 from kimi_agent.durable._results import workflow_result
 from kimi_agent.durable._steps import DurableSteps
@@ -115,11 +116,23 @@ class Flow:
         calls and tool executions are steps, so a recovered workflow does not pay again.
 
         With `retry`, a run that raises is run again (after a durable sleep) up to its
-        attempts, then `StepRetriesExhaustedError`.
+        attempts, then `StepRetriesExhaustedError`. `deps` are made inside the workflow
+        (they are not stored), so open connections are fine here.
 
         Raises:
             StepRetriesExhaustedError: every attempt raised (with `retry`).
             The errors of `Agent.run` (without `retry`).
+        """
+        return (await self.agent_result(name, agent, prompt, deps=deps, retry=retry)).output
+
+    async def agent_result(self, name: str, agent: Agent[T], prompt: str, *,
+                           deps: Any = None, retry: RetryPolicy | None = None
+                           ) -> RunResult[T]:
+        """`agent`, returning the whole `RunResult` (its steps and tool calls too); on
+        replay it is rebuilt from the checkpoints, identical.
+
+        Raises:
+            The errors of `agent`.
         """
         _adopt(agent)
         policy = retry or RetryPolicy()
@@ -137,7 +150,7 @@ class Flow:
                 await DBOS.sleep_async(wait)
                 wait *= policy.multiplier
                 continue
-            return result.output
+            return result
         raise AssertionError("unreachable")
 
     async def approval(self, name: str, details: Any = None, *,

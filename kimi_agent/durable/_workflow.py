@@ -79,8 +79,20 @@ class Approval:
 class Flow:
     """What a workflow function uses to run its steps (one per workflow execution)."""
 
-    def __init__(self, client: GatewayClient) -> None:
-        self.client = client
+    def __init__(self, make_client: Callable[[], GatewayClient]) -> None:
+        self._make_client = make_client
+        self._client: GatewayClient | None = None
+
+    @property
+    def client(self) -> GatewayClient:
+        """The gateway client of this execution (made on first use, closed at the end)."""
+        if self._client is None:
+            self._client = self._make_client()
+        return self._client
+
+    async def _close(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
 
     @property
     def workflow_id(self) -> str:
@@ -207,8 +219,11 @@ class Workflow:
         make_client = self._client
 
         async def body(*args: Any, **kwargs: Any) -> Any:
-            async with make_client() as client:
-                value = await func(Flow(client), *args, **kwargs)
+            flow = Flow(make_client)
+            try:
+                value = await func(flow, *args, **kwargs)
+            finally:
+                await flow._close()
             return value.model_dump(mode="json") if isinstance(value, BaseModel) else value
 
         self._dbos = DBOS.workflow(name=f"kimi_agent.workflow:{self.name}")(body)

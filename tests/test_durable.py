@@ -239,6 +239,15 @@ async def test_an_approval_from_another_process_resumes_the_waiting_run(
         assert len(call_ids) == 1
         kill(waiting)                                # the process waiting on approval dies
         assert effects(fx) == {}
+        cli = [sys.executable, "-m", "kimi_agent.cli", "workflows", "--db", db]
+        listed = subprocess.run([*cli, "list", "--json"], capture_output=True, text=True,
+                                encoding="utf-8", timeout=60, cwd=ROOT)
+        rows = [json.loads(line) for line in listed.stdout.splitlines()]
+        assert [(r["workflow_id"], r["status"]) for r in rows] == [("refund-1", "PENDING")]
+        wrong = subprocess.run([*cli, "approve", "refund-1", "--approve", "no-such-call"],
+                               capture_output=True, text=True, encoding="utf-8", timeout=60,
+                               cwd=ROOT)
+        assert wrong.returncode == 1 and "not pending" in wrong.stderr
         approver = workers("approve", *common, "--workflow", "refund-1", "--approve",
                            call_ids[0], "--executor", "approver", "--out",
                            str(tmp_path / "approved.json"), log=log)
@@ -249,6 +258,9 @@ async def test_an_approval_from_another_process_resumes_the_waiting_run(
     assert json.loads(result.read_text(encoding="utf-8"))["answer"] == \
         "退款结果：订单 R1 已退款"
     assert effects(fx) == {"refund-R1": 1}
+    listed = subprocess.run([*cli, "list", "--status", "SUCCESS"], capture_output=True,
+                            text=True, encoding="utf-8", timeout=60, cwd=ROOT)
+    assert "refund-1" in listed.stdout and "kimi_agent.run:durable-test" in listed.stdout
     assert model.counts == {"model:?:0": 1, "model:?:1": 1}
 
 

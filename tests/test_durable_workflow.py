@@ -4,6 +4,7 @@ and a human-approval step decided while the workflow waits."""
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
 from typing import Any
 
@@ -19,6 +20,7 @@ from kimi_agent.durable import (
     RetryPolicy,
     StepRetriesExhaustedError,
     Workflow,
+    WorkflowFailedError,
     launch,
 )
 from kimi_agent.testing import GatewaySimulator, Reply, SimRequest
@@ -123,6 +125,30 @@ async def test_agent_step_branch_and_approval(dbos_sqlite_url: str) -> None:
     assert CALLS["pay-A1"] == 1
     assert len(sim.requests) == 2
     assert sim.requests[0].body["response_format"]["type"] == "json_schema"
+
+
+async def test_cancel_and_resume_from_the_command_line(dbos_sqlite_url: str) -> None:
+    """`kimi-agent workflows cancel` stops a waiting workflow; `resume` puts it back, this
+    process (a launched worker) picks it up, and it finishes once decided."""
+    sim = GatewaySimulator(responder=extractor)
+    async with sim.serve() as url:
+        GATEWAY.update(url=url, key=sim.api_key)
+        launch(dbos_sqlite_url)
+        big = await refunds.start("订单 A1 的显示器破损，申请退款 500 元")
+        with anyio.fail_after(30):
+            while await Workflow.pending(big, "主管审批") is None:
+                await anyio.sleep(0.05)
+        cli = [sys.executable, "-m", "kimi_agent.cli", "workflows", "--db", dbos_sqlite_url]
+        cancelled = await anyio.run_process([*cli, "cancel", big], check=False)
+        assert cancelled.returncode == 0, cancelled.stderr
+        with pytest.raises(WorkflowFailedError, match="cancelled"):
+            await refunds.result(big, timeout=30)
+        resumed = await anyio.run_process([*cli, "resume", big], check=False)
+        assert resumed.returncode == 0, resumed.stderr
+        await Workflow.decide(big, "主管审批", approved=False, note="金额过大，转人工")
+        assert await refunds.result(big, timeout=60) == {
+            "status": "rejected", "note": "金额过大，转人工"}
+    assert len(sim.requests) == 1                      # the extraction was not asked again
 
 
 def test_bad_policies_and_names_are_refused() -> None:

@@ -5,6 +5,7 @@
     kimi-agent tools MOD[:ATTR]      the tool schemas the model would see
     kimi-agent simulate              the gateway simulator on a loopback port
     kimi-agent mcp serve MOD[:ATTR]  the tools as an MCP server over stdio (extra 'mcp')
+    kimi-agent workflows list        durable workflows: list / resume / cancel / approve
 
 Sub-commands import what they need when they run, so `kimi-agent --help` stays instant.
 """
@@ -63,6 +64,9 @@ def _parser() -> argparse.ArgumentParser:
     from kimi_agent.mcp._cli import add_parser as add_mcp_parser  # argparse only
 
     add_mcp_parser(sub)
+    from kimi_agent.durable._cli import add_parser as add_workflows_parser  # argparse only
+
+    add_workflows_parser(sub)
     return parser
 
 
@@ -109,7 +113,14 @@ def _mcp(args: argparse.Namespace) -> int:
     return mcp_serve.run(args)
 
 
-COMMANDS = {"demo": _demo, "chat": _chat, "tools": _tools, "simulate": _simulate, "mcp": _mcp}
+def _workflows(args: argparse.Namespace) -> int:
+    from kimi_agent.durable import _cli as workflows_cli
+
+    return workflows_cli.run(args)
+
+
+COMMANDS = {"demo": _demo, "chat": _chat, "tools": _tools, "simulate": _simulate, "mcp": _mcp,
+            "workflows": _workflows}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -31,7 +31,8 @@ from kimi_agent.gateway._client import GatewayClient
 from kimi_agent.models._profiles import ModelProfile, get_profile
 from kimi_agent.sessions._protocol import MemorySession, Session
 
-__all__ = ["APPROVAL_TOPIC", "PENDING_EVENT", "DurableAgent", "DurableRun", "DurableRunResult"]
+__all__ = ["APPROVAL_TOPIC", "PENDING_EVENT", "DurableAgent", "DurableRun", "DurableRunResult",
+           "check_decisions"]
 
 OutputT = TypeVar("OutputT", default=str)
 
@@ -192,17 +193,7 @@ class DurableAgent(Generic[OutputT]):
         approved_ids = list(dict.fromkeys(approved))
         rejected = dict(rejected or {})
         pending = await DBOS.get_event_async(workflow_id, PENDING_EVENT, timeout_seconds=0)
-        waiting = {call["call_id"] for call in pending["calls"]} if pending else set()
-        if not waiting:
-            raise ApprovalError(f"workflow {workflow_id!r} waits on no approval")
-        decided = set(approved_ids) | set(rejected)
-        for problem, ids in (("are not pending", decided - waiting),
-                             ("are both approved and rejected",
-                              set(approved_ids) & set(rejected)),
-                             ("have no decision", waiting - decided)):
-            if ids:
-                raise ApprovalError(f"calls {sorted(ids)} {problem} in workflow "
-                                    f"{workflow_id!r}; pending: {sorted(waiting)}")
+        check_decisions(workflow_id, pending, approved_ids, rejected)
         await DBOS.send_async(workflow_id, {"approved": approved_ids, "rejected": rejected},
                               APPROVAL_TOPIC,
                               idempotency_key=f"{workflow_id}:approval:{pending['round']}")
@@ -255,6 +246,27 @@ class DurableAgent(Generic[OutputT]):
             if decision is not None:
                 await DBOS.set_event_async(PENDING_EVENT, {"round": round_, "calls": []})
                 return dict(decision)
+
+
+def check_decisions(workflow_id: str, pending: Any, approved: Iterable[str],
+                    rejected: Mapping[str, str]) -> None:
+    """Check decisions against the calls a run waits on (its `PENDING_EVENT`).
+
+    Raises:
+        ApprovalError: it waits on nothing, or an id is unknown, decided twice or left
+            undecided.
+    """
+    waiting = {call["call_id"] for call in pending["calls"]} if pending else set()
+    if not waiting:
+        raise ApprovalError(f"workflow {workflow_id!r} waits on no approval")
+    approved_ids = set(approved)
+    decided = approved_ids | set(rejected)
+    for problem, ids in (("are not pending", decided - waiting),
+                         ("are both approved and rejected", approved_ids & set(rejected)),
+                         ("have no decision", waiting - decided)):
+        if ids:
+            raise ApprovalError(f"calls {sorted(ids)} {problem} in workflow "
+                                f"{workflow_id!r}; pending: {sorted(waiting)}")
 
 
 async def _rewind(session: Session) -> None:

@@ -139,7 +139,13 @@ def durable_agent(args: argparse.Namespace, *, queue: Any = None) -> Any:
 
     agent: Agent[str] = Agent(tools=[bump, refund], name="durable-test",
                               instructions="你是网店客服。")
-    return DurableAgent(agent, client=lambda: GatewayClient(args.url, args.key), queue=queue)
+    sessions = None
+    if args.sessions:
+        from kimi_agent import SQLiteStore
+
+        sessions = SQLiteStore(args.sessions).session
+    return DurableAgent(agent, client=lambda: GatewayClient(args.url, args.key), queue=queue,
+                        sessions=sessions)
 
 
 async def cmd_run(args: argparse.Namespace) -> dict[str, Any]:
@@ -152,6 +158,13 @@ async def cmd_run(args: argparse.Namespace) -> dict[str, Any]:
         result = await durable.run(f"会话 c{i}：请处理", deps={"effects": args.effects},
                                    workflow_id=f"conv-c{i}")
         answers[f"c{i}"] = result.output
+    if args.sessions:
+        from kimi_agent import SQLiteStore
+
+        store = SQLiteStore(args.sessions)
+        stored = {f"c{i}": [m.role for m in await store.session(f"conv-c{i}").get_items()]
+                  for i in range(1, args.convs + 1)}
+        return {"answers": answers, "sessions": stored}
     return {"answers": answers}
 
 
@@ -256,6 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--url", required=True)
     parser.add_argument("--key", required=True)
     parser.add_argument("--effects", default="")
+    parser.add_argument("--sessions", default="", help="a SQLite session store file")
     parser.add_argument("--out", default="")
     parser.add_argument("--result", default="")
     parser.add_argument("--executor", default="worker")

@@ -170,8 +170,11 @@ async def test_a_worker_killed_30_times_pays_each_completed_call_once(
         ref_effects, ref_log = tmp_path / "ref.db", tmp_path / "ref.log"
         pid = zygote.fork(*common, "--db", f"sqlite:///{tmp_path / 'ref-dbos.sqlite'}",
                           "--effects", str(ref_effects), "--out", str(tmp_path / "ref.json"),
-                          log=ref_log)
-        reference = (await finished(pid, tmp_path / "ref.json", ref_log))["answers"]
+                          "--sessions", str(tmp_path / "ref-sessions.db"), log=ref_log)
+        uninterrupted = await finished(pid, tmp_path / "ref.json", ref_log)
+        reference = uninterrupted["answers"]
+        assert uninterrupted["sessions"]["c1"] == [
+            "user", "assistant", "tool", "tool", "assistant", "tool", "assistant"]
         assert set(model.counts.values()) == {1} and len(model.counts) == 3 * CONVS
         assert set(effects(ref_effects).values()) == {1}
 
@@ -186,6 +189,7 @@ async def test_a_worker_killed_30_times_pays_each_completed_call_once(
         db = f"sqlite:///{tmp_path / 'dbos.sqlite'}"
         out, fx, log = tmp_path / "out.json", tmp_path / "effects.db", tmp_path / "w.log"
         ready = tmp_path / "ready"
+        common += ["--sessions", str(tmp_path / "sessions.db")]
         killed: Counter[str] = Counter()
         for index in kills:
             point = points[index]
@@ -206,10 +210,13 @@ async def test_a_worker_killed_30_times_pays_each_completed_call_once(
         assert not out.exists()
         pid = zygote.fork(*common, "--db", db, "--effects", str(fx), "--out", str(out),
                           log=log)
-        answers = (await finished(pid, out, log))["answers"]
+        recovered = await finished(pid, out, log)
+        answers = recovered["answers"]
 
     assert sum(killed.values()) == 30
     assert answers == reference
+    # the sessions, written per step and rewound on recovery, agree with the workflows
+    assert recovered["sessions"] == uninterrupted["sessions"]
     assert "会话 c3 完成" in answers["c3"]
     # a model reply held back by a kill was never delivered: that call alone ran twice
     model_points = [p for p in points if p.startswith("model:")]

@@ -14,7 +14,8 @@ model it plays); the worker runs DBOS and the agent. Each command writes one JSO
 - refund-start: a run whose tool needs approval; writes the pending calls to `--out` and
   waits for the result (the test kills it while it waits).
 - approve: `--workflow ID --approve CALL`, from a process of its own (another executor id).
-- queue: workers sharing `--runs` queued runs (concurrency 5); `--enqueue` starts them.
+- queue: workers sharing `--runs` queued runs (concurrency 5), each one model call;
+  `--enqueue` starts them.
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ def reply_for(request: SimRequest) -> Reply:
             return Reply(tool_calls=[("refund", {"order_id": "R1"})])
         return Reply(text=f"退款结果：{request.tool_results[-1].content}")
     conv = model_key(request).split(":")[1]
+    if "排队" in request.last_user_text:                 # the queue's runs: one call each
+        return Reply(text=f"会话 {conv} 已处理")
     replies = sum(1 for m in request.messages if m.get("role") == "assistant")
     if replies == 0:
         return Reply(reasoning="两个一起查", tool_calls=[
@@ -205,9 +208,16 @@ async def cmd_queue(args: argparse.Namespace) -> dict[str, Any]:
     await queue.register()
     ids = [f"q-{i}" for i in range(args.runs)]
     if args.enqueue:
-        for i, workflow_id in enumerate(ids):
-            await durable.start(f"会话 c{i}：排队", deps={"effects": args.effects},
-                                workflow_id=workflow_id)
+        limiter = anyio.CapacityLimiter(20)
+
+        async def enqueue(i: int, workflow_id: str) -> None:
+            async with limiter:
+                await durable.start(f"会话 c{i}：排队", deps={"effects": args.effects},
+                                    workflow_id=workflow_id)
+
+        async with anyio.create_task_group() as group:
+            for i, workflow_id in enumerate(ids):
+                group.start_soon(enqueue, i, workflow_id)
     deadline = time.monotonic() + 150
     while time.monotonic() < deadline:
         done = await DBOS.list_workflows_async(workflow_ids=ids, status="SUCCESS",

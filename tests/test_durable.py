@@ -275,7 +275,7 @@ async def test_two_workers_on_postgresql_share_a_queue_of_200_runs_5_at_a_time(
         tmp_path: Path, workers: Callable[..., subprocess.Popen[bytes]],
         dbos_postgres_url: str) -> None:
     model = Model()
-    model.delay = 0.01
+    model.delay = 0.05
     sim = GatewaySimulator(responder=model)
     async with sim.serve() as url:
         common = ["queue", "--db", dbos_postgres_url, "--url", url, "--key", sim.api_key,
@@ -288,7 +288,6 @@ async def test_two_workers_on_postgresql_share_a_queue_of_200_runs_5_at_a_time(
         await wait_exit(two, tmp_path / "w2.log", timeout=200)
     executed = [json.loads((tmp_path / f"w{i}.json").read_text())["executed"] for i in (1, 2)]
     assert sum(executed) == 200 and min(executed) > 0       # both workers took a share
-    assert sum(model.counts.values()) == 600                 # 3 model calls per run, once
+    assert sum(model.counts.values()) == 200 and set(model.counts.values()) == {1}
     assert model.max_in_flight <= 5
     assert model.max_in_flight >= 2                          # they did overlap
-    assert set(effects(tmp_path / "effects.db").values()) == {1}

@@ -138,7 +138,7 @@ class DurableAgent(Generic[OutputT]):
             return DurableRun(workflow_id, self)  # started before: never run it twice
         with SetWorkflowID(workflow_id) if workflow_id else nullcontext():
             if self.queue is not None:
-                queue = await self.queue.register()
+                queue = await self.queue.registered()
                 handle = await queue.enqueue_async(self._workflow, prompt, session_id, deps)
             else:
                 handle = await DBOS.start_workflow_async(self._workflow, prompt, session_id,

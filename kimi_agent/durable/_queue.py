@@ -47,6 +47,16 @@ class RunQueue:
         if self.poll_interval <= 0:
             raise DurableConfigurationError("RunQueue poll_interval must be positive")
 
+    async def registered(self) -> Queue:
+        """The queue, declared by `register` on first use in this engine's life."""
+        from dbos import _dbos
+
+        key = (self.name, id(_dbos._dbos_global_instance))   # a relaunch declares it again
+        queue = _registered.get(key)
+        if queue is None:
+            queue = _registered[key] = await self.register()
+        return queue
+
     async def register(self) -> Queue:
         """Declare (or update) the queue in the system database; `DurableAgent.start` calls
         it, and every launched worker then dequeues from it.
@@ -68,3 +78,6 @@ class RunQueue:
                     "launch the durable engine (kimi_agent.durable.launch) before using a "
                     "RunQueue") from error
             raise
+
+
+_registered: dict[tuple[str, int], Queue] = {}

@@ -1,27 +1,26 @@
-"""A scripted multi-step workflow (classify → act → reply) with per-step checkpoints.
+"""A scripted multi-step workflow (classify → act → reply) on durable workflows (DBOS).
 
-Run it: `python -m examples.workflow` (offline on the simulator; `--stop-after 2` then run
-again to see it resume from its checkpoint).
+Run it: `python -m examples.workflow` (offline on the simulator; `--crash-after 4` kills the
+process after four steps, then run it again to see the workflow recovered from its
+checkpoints).
 """
 
 from examples.workflow.workflow import (
     INBOX,
     SCRIPT,
-    Checkpoints,
     InboxMessage,
-    StopRequested,
     Triage,
     WorkflowReport,
+    inbox_workflow,
     run_workflow,
 )
 
 __all__ = [
     "INBOX",
     "SCRIPT",
-    "Checkpoints",
     "InboxMessage",
-    "StopRequested",
     "Triage",
     "WorkflowReport",
+    "inbox_workflow",
     "run_workflow",
 ]

@@ -1,24 +1,24 @@
-"""A multi-step workflow: after-sales messages classified, acted on and answered.
+"""A multi-step workflow: after-sales messages classified, acted on and answered, durably.
 
-售后工单处理流程。Each message of an inbox goes through three steps, each one agent run:
+售后工单处理流程。Each message of an inbox is one durable workflow (`kimi_agent.durable`, on
+DBOS) of three steps, each an agent run:
 
 1. 分类 classify — structured output (`Triage`, a pydantic model): category, order, urgency;
-2. 处理 act — an agent with the order tools looks the order up and opens a ticket; the ticket
-   id is read from the tool call's result, not from the model's prose;
+2. 处理 act — only when the message names an order (a branch): an agent with the order tools
+   looks the order up and opens a ticket (retried by its policy if the run fails); the
+   ticket id is read from the tool call's result, not from the model's prose;
 3. 回复 reply — a writer agent drafts the answer to the customer.
 
-Every finished step is written to a checkpoint file at once (atomically), so a workflow that
-stops half-way — a crash, a deploy, Ctrl-C — resumes at the first unfinished step and never
-redoes (or re-bills) a finished one. That is the pattern DESIGN.md §7 describes for long
-workflows. A step that stops half-way runs again from its start, so a tool with side effects
-should be idempotent in a real system (e.g. key the ticket by message id). Offline, the model
-is the gateway simulator playing `script.yaml`.
+Every model call and tool execution is a checkpointed DBOS step. A workflow that stops
+half-way — a crash, a deploy, `kill -9` — is recovered when the program starts again: the
+finished calls are read back from their checkpoints (not paid for again, no second ticket),
+and the workflow goes on from where it stopped. Offline, the model is the gateway
+simulator playing `script.yaml`.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,20 +27,20 @@ from typing import Any, Literal
 from kimi_agent_tools import KnowledgeBase, OrderStore, ShopDeps, get_order, open_ticket
 from pydantic import BaseModel, Field
 
-from kimi_agent import Agent, GatewayClient, RunResult, RunUsage
+from kimi_agent import Agent
+from kimi_agent.durable import Flow, RetryPolicy, Workflow
 
 __all__ = [
     "INBOX",
     "SCRIPT",
-    "Checkpoints",
     "InboxMessage",
     "Triage",
     "WorkflowReport",
+    "inbox_workflow",
     "run_workflow",
 ]
 
 SCRIPT = Path(__file__).resolve().parent / "script.yaml"
-STEPS = ("triage", "action", "reply")
 
 
 class Triage(BaseModel):
@@ -65,120 +65,74 @@ INBOX = (
     InboxMessage("M2", "u1002", "A1029 的机械键盘有个键失灵了，想换一个。"),
 )
 
+TRIAGE: Agent[Any, Triage] = Agent(
+    instructions="你是网店售后分拣员。阅读顾客留言，判断问题类别、订单号和紧急程度。",
+    output_type=Triage, name="triage")
+ACT: Agent[Any, str] = Agent(
+    instructions="你是网店售后专员。先用 get_order 核实订单，再用 open_ticket 创建工单，"
+                 "最后用一句话说明做了什么。", tools=[get_order, open_ticket], name="act")
+WRITER: Agent[Any, str] = Agent(
+    instructions="你是网店客服，请根据处理结果给顾客写一段简短、真诚的中文回复。",
+    name="writer")
 
-class Checkpoints:
-    """Finished steps, kept in a JSON file: `{message id: {step: output}}`.
+# The gateway client of each workflow execution comes from the environment
+# (BYTESPIKE_API_KEY, BYTESPIKE_BASE_URL): a recovered workflow makes its own.
+inbox_workflow = Workflow("after-sales-inbox")
+_log: list[Callable[[str], None]] = [print]
 
-    Each `save` writes a temporary file and renames it over the old one, so a crash leaves
-    either the previous checkpoint or the new one, never half a file.
-    """
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.data: dict[str, dict[str, Any]] = (
-            json.loads(self.path.read_text(encoding="utf-8")) if self.path.exists() else {})
+def log(line: str) -> None:
+    _log[0](line)
 
-    def get(self, message_id: str, step: str) -> Any:
-        return self.data.get(message_id, {}).get(step)
 
-    def save(self, message_id: str, step: str, value: Any) -> None:
-        self.data.setdefault(message_id, {})[step] = value
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.data, ensure_ascii=False, indent=2), encoding="utf-8")
-        os.replace(tmp, self.path)
+@inbox_workflow.main
+async def handle_message(flow: Flow, message: dict[str, str], data_dir: str) -> dict[str, Any]:
+    """The three steps for one message; returns their outputs."""
+    text = message["text"]
+    triage = await flow.agent("classify", TRIAGE, f"【分类】{text}")
+    log(f"  ✓ {message['id']} triage: {_preview(triage.model_dump())}")
+    action: dict[str, Any] = {"ticket_id": None, "note": "留言未涉及订单，无需处理"}
+    if triage.order_id is not None:                           # a branch: no order, no ticket
+        store = OrderStore(Path(data_dir) / "shop.db")
+        deps = ShopDeps(store, KnowledgeBase([]), customer_id=message["customer_id"])
+        acted = await flow.agent_result(
+            "act", ACT, f"【处理】订单 {triage.order_id}，类别 {triage.category}："
+                        f"{triage.summary}。顾客原话：{text}",
+            deps=deps, retry=RetryPolicy(attempts=2, backoff=1.0))
+        action = {"ticket_id": _ticket_id(acted.steps), "note": acted.output}
+        log(f"  ✓ {message['id']} action: {_preview(action)}")
+    reply = await flow.agent(
+        "reply", WRITER, f"【回复】订单 {triage.order_id or '无'}（{triage.summary}）。"
+                         f"处理结果：{action['note']}（工单 {action['ticket_id']}）。"
+                         f"顾客原话：{text}")
+    log(f"  ✓ {message['id']} reply: {_preview(reply)}")
+    return {"triage": triage.model_dump(), "action": action, "reply": reply}
 
 
 @dataclass
 class WorkflowReport:
-    """What a run of the workflow did: per message, the three outputs; and the usage."""
+    """What the workflows ended with: per message id, the outputs of its three steps."""
 
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
-    ran: list[str] = field(default_factory=list)
-    """The steps this run executed, as "M1/triage" (checkpointed ones are skipped)."""
-    usage: RunUsage = field(default_factory=RunUsage)
-    models: list[str] = field(default_factory=list)
     complete: bool = False
 
-    def add(self, result: RunResult[Any]) -> None:
-        self.usage += result.usage
-        self.models.extend(step.model for step in result.steps)
 
-
-class StopRequested(Exception):
-    """Raised by `run_workflow(stop_after=N)` after N steps, to rehearse a crash."""
-
-
-def _agents(client: GatewayClient | None
-            ) -> tuple[Agent[Any, Triage], Agent[Any, str], Agent[Any, str]]:
-    triage: Agent[Any, Triage] = Agent(
-        instructions="你是网店售后分拣员。阅读顾客留言，判断问题类别、订单号和紧急程度。",
-        output_type=Triage, client=client)
-    act: Agent[Any, str] = Agent(
-        instructions="你是网店售后专员。先用 get_order 核实订单，再用 open_ticket 创建工单，"
-                     "最后用一句话说明做了什么。", tools=[get_order, open_ticket], client=client)
-    writer: Agent[Any, str] = Agent(
-        instructions="你是网店客服，请根据处理结果给顾客写一段简短、真诚的中文回复。",
-        client=client)
-    return triage, act, writer
-
-
-async def run_workflow(
-    client: GatewayClient | None,
-    data_dir: str | Path,
-    inbox: Sequence[InboxMessage] = INBOX,
-    *,
-    stop_after: int | None = None,
-    log: Callable[[str], None] = print,
-) -> WorkflowReport:
-    """Process `inbox`, resuming from the checkpoints in `data_dir`.
-
-    `stop_after` stops (raising `StopRequested`) once that many steps ran in this call —
-    a rehearsed crash, for the example's test and for trying the resume by hand.
-    """
+async def run_workflow(data_dir: str | Path, inbox: Sequence[InboxMessage] = INBOX, *,
+                       log: Callable[[str], None] = print) -> WorkflowReport:
+    """Process `inbox`, one durable workflow per message (id `inbox-<message id>`), in
+    order. Call it after `kimi_agent.durable.launch`; a message whose workflow exists
+    already (finished, or recovered after a crash) is not started again — its result is
+    awaited."""
     data = Path(data_dir)
-    store = OrderStore(data / "shop.db")
-    store.seed_demo_data()
-    checkpoints = Checkpoints(data / "checkpoints.json")
-    triage_agent, act_agent, writer = _agents(client)
+    OrderStore(data / "shop.db").seed_demo_data()
+    _log[0] = log
     report = WorkflowReport()
-
-    def done(message: InboxMessage, step: str, value: Any) -> None:
-        checkpoints.save(message.id, step, value)
-        report.ran.append(f"{message.id}/{step}")
-        log(f"  ✓ {message.id} {step}: {_preview(value)}")
-        if stop_after is not None and len(report.ran) >= stop_after:
-            raise StopRequested(f"stopped after {stop_after} steps (checkpoint saved)")
-
     for message in inbox:
         log(f"📨 {message.id} {message.text}")
-        deps = ShopDeps(store, KnowledgeBase([]), customer_id=message.customer_id)
-        for step in STEPS:
-            if checkpoints.get(message.id, step) is not None:
-                log(f"  ↷ {message.id} {step}: 已完成，跳过 (from checkpoint)")
-                continue
-            if step == "triage":
-                result = await triage_agent.run(f"【分类】{message.text}")
-                report.add(result)
-                done(message, step, result.output.model_dump())
-            elif step == "action":
-                triage = Triage.model_validate(checkpoints.get(message.id, "triage"))
-                acted = await act_agent.run(
-                    f"【处理】订单 {triage.order_id or '无'}，类别 {triage.category}："
-                    f"{triage.summary}。顾客原话：{message.text}", deps=deps)
-                report.add(acted)
-                done(message, step, {"ticket_id": _ticket_id(acted.steps),
-                                     "note": acted.output})
-            else:
-                triage = Triage.model_validate(checkpoints.get(message.id, "triage"))
-                action = checkpoints.get(message.id, "action")
-                written = await writer.run(
-                    f"【回复】订单 {triage.order_id or '无'}（{triage.summary}）。"
-                    f"处理结果：{action['note']}（工单 {action['ticket_id']}）。"
-                    f"顾客原话：{message.text}")
-                report.add(written)
-                done(message, step, written.output)
-        report.results[message.id] = checkpoints.data.get(message.id, {})
+        workflow_id = await inbox_workflow.start(
+            {"id": message.id, "customer_id": message.customer_id, "text": message.text},
+            str(data), workflow_id=f"inbox-{message.id}")
+        report.results[message.id] = await inbox_workflow.result(workflow_id)
     report.complete = True
     return report
 

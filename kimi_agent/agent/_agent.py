@@ -10,7 +10,7 @@ import math
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import Any, Generic
 
@@ -169,6 +169,14 @@ class Agent(Generic[DepsT, OutputT]):
         self.busy_timeout = busy_timeout
         self._client = client
         self._own_client: GatewayClient | None = None
+
+    def add_hooks(self, *hooks: RunHooks) -> None:
+        """Wrap this agent's runs in `hooks` as well, outside the ones it was built with
+        (call it before the agent's first run): an integration such as durable execution
+        adopts an agent built elsewhere."""
+        current = self._config.hooks
+        chained = chain_hooks([*hooks, *([current] if current is not None else [])])
+        self._config = replace(self._config, hooks=chained)
 
     def add_handoff(self, target: Agent[Any, Any] | AgentHandoff) -> None:
         """Let this agent hand the conversation to `target` (a `transfer_to_{name}` tool).
@@ -401,15 +409,15 @@ class Agent(Generic[DepsT, OutputT]):
 
     async def _resume(
         self, session: Session, approved: Iterable[str], rejected: Mapping[str, str] | None,
-        deps: Any, *, emit: Emit | None, stream: bool,
+        deps: Any, *, emit: Emit | None, stream: bool, client: GatewayClient | None = None,
     ) -> RunResult[OutputT]:
         async with one_run_at_a_time(session, self.busy_timeout):
             return await self._resume_held(session, approved, rejected, deps, emit=emit,
-                                           stream=stream)
+                                           stream=stream, client=client)
 
     async def _resume_held(
         self, session: Session, approved: Iterable[str], rejected: Mapping[str, str] | None,
-        deps: Any, *, emit: Emit | None, stream: bool,
+        deps: Any, *, emit: Emit | None, stream: bool, client: GatewayClient | None = None,
     ) -> RunResult[OutputT]:
         rejected = dict(rejected or {})
         approved_ids = frozenset(approved)
@@ -429,8 +437,8 @@ class Agent(Generic[DepsT, OutputT]):
             if ids:
                 raise ApprovalError(f"calls {sorted(ids)} {problem} in session "
                                     f"{session.session_id!r}; pending: {sorted(pending)}")
-        loop = self._loop(self._client_for_run(), deps, session, in_call_order(history),
-                          emit, stream, base, holder)
+        loop = self._loop(client or self._client_for_run(), deps, session,
+                          in_call_order(history), emit, stream, base, holder)
         call_message, _ = last_tool_step(history)
         assert call_message is not None
         return await self._hooked(

@@ -8,6 +8,7 @@
     kimi-agent serve [MOD:ATTR]      an agent on the web: API, chat widget, staff console
     kimi-agent sessions copy SRC DST copy conversations between stores (SQLite, PostgreSQL,
                                      Redis)
+    kimi-agent workflows list        durable workflows: list / resume / cancel / approve
 
 Sub-commands import what they need when they run, so `kimi-agent --help` stays instant.
 """
@@ -73,6 +74,9 @@ def _parser() -> argparse.ArgumentParser:
     add_mcp_parser(sub)
     importlib.import_module("kimi_agent.web._cli").add_parser(sub)
     importlib.import_module("kimi_agent.cli._sessions").add_parser(sub)
+    from kimi_agent.durable._cli import add_parser as add_workflows_parser  # argparse only
+
+    add_workflows_parser(sub)
     return parser
 
 
@@ -129,8 +133,14 @@ def _serve(args: argparse.Namespace) -> int:
     return status
 
 
+def _workflows(args: argparse.Namespace) -> int:
+    from kimi_agent.durable import _cli as workflows_cli
+
+    return workflows_cli.run(args)
+
+
 COMMANDS = {"demo": _demo, "chat": _chat, "tools": _tools, "simulate": _simulate, "mcp": _mcp,
-            "serve": _serve, "sessions": _sessions_command}
+            "serve": _serve, "sessions": _sessions_command, "workflows": _workflows}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -11,10 +11,13 @@ from kimi_agent.sessions._protocol import (
     MemorySession,
     Session,
     SessionState,
+    TokenCountedSession,
     WindowedSession,
+    message_tokens,
 )
 from kimi_agent.sessions._sqlite import SQLiteSession, SQLiteStore, enable_wal
 from kimi_agent.sessions._trim import CacheAwareTrim, KeepRecentTurns, TrimPolicy
 
 __all__ = ["CacheAwareTrim", "KeepRecentTurns", "MemorySession", "SQLiteSession", "SQLiteStore",
-           "Session", "SessionState", "TrimPolicy", "WindowedSession", "enable_wal"]
+           "Session", "SessionState", "TokenCountedSession", "TrimPolicy", "WindowedSession",
+           "enable_wal", "message_tokens"]

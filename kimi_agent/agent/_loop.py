@@ -148,8 +148,8 @@ class RunLoop(Generic[OutputT]):
         for message, count in known_tokens:
             self._wire[id(message)] = [message, count, None]
         self._total = 0
-        """The token estimate of `messages[:_counted]`: kept up to date on commit, so a step
-        does not walk the whole history to know its size."""
+        """The token estimate of `messages[:_counted]`, extended by what was committed since,
+        so a step does not walk the whole history to know its size."""
         self._counted = 0
         self._json_cache: dict[int, tuple[Any, bytes]] = {}
         """id(system message dict or tools list) -> (it, its JSON bytes)."""
@@ -188,11 +188,15 @@ class RunLoop(Generic[OutputT]):
         return data
 
     def _history_tokens(self) -> int:
-        """The token estimate of `messages`: the running total, recounted only when the list
-        changed other than by `commit` (a repair re-ordering results)."""
-        if self._counted != len(self.messages):
-            self._total = sum(self._tokens(m) for m in self.messages)
-            self._counted = len(self.messages)
+        """The token estimate of `messages`: a running total that adds the messages committed
+        since the last call, recounted only when the list changed other than by appending
+        (a resumed step's results put back in call order)."""
+        messages = self.messages
+        if not 0 <= self._counted <= len(messages):
+            self._total, self._counted = 0, 0
+        if self._counted < len(messages):
+            self._total += sum(self._tokens(m) for m in messages[self._counted:])
+            self._counted = len(messages)
         return self._total
 
     def _fixed_json(self, value: Any) -> bytes:
@@ -216,11 +220,7 @@ class RunLoop(Generic[OutputT]):
             with anyio.CancelScope(shield=True):
                 await self._check_unchanged()
                 await self.session.add_items(items)
-        counted = self._counted == len(self.messages)
         self.messages.extend(items)
-        if counted:
-            self._total += sum(self._tokens(m) for m in items)
-            self._counted = len(self.messages)
         self.new_messages.extend(items)
         if items:
             self._tail = items[-1]
@@ -921,6 +921,10 @@ def in_call_order(messages: list[Message]) -> list[Message]:
 def _step_results(calls: list[ToolCall], results: list[ToolMessage], *, at_end: bool
                   ) -> list[ToolMessage] | None:
     """The results of one step fixed as `in_call_order` says, or None when they are fine."""
+    if len(results) == len(calls) and all(
+            m.tool_call_id == c.id for m, c in zip(results, calls, strict=True)) and \
+            len({c.id for c in calls}) == len(calls):
+        return None                  # the common case: one result per call, in call order
     order = {call.id: k for k, call in enumerate(calls)}
     ranks = [order.get(m.tool_call_id, -1) for m in results]
     complete = len(results) == len(calls)

@@ -40,9 +40,13 @@ REASONING_PLACEHOLDER = " "
 """Sent as `reasoning_content` when an assistant tool-call message has none: "" is refused."""
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+"""Built once: `json.dumps` with arguments builds a new encoder on every call."""
+
+
 def dumps(value: Any) -> str:
     """JSON as it goes on the wire: CJK kept as is, no spaces, stable key order of dicts."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return _ENCODER.encode(value)
 
 
 class _Lenient(BaseModel):

@@ -390,7 +390,12 @@ class RunLoop(Generic[OutputT]):
             history = trimmed
             history_tokens = sum(self._tokens(m) for m in history)
         prompt_tokens = fixed + history_tokens
-        parts = [self._json(m) for m in history]
+        cache = self._wire
+        parts = []
+        for m in history:          # the cache hit inlined: this runs for every message sent
+            hit = cache.get(id(m))
+            parts.append(hit[2] if hit is not None and hit[0] is m and hit[2] is not None
+                         else self._json(m))
         if system:
             parts.insert(0, self._fixed_json(system))
         rest: dict[str, Any] = {

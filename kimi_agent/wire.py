@@ -52,6 +52,8 @@ REASONING_PLACEHOLDER = " "
 """Sent as `reasoning_content` when an assistant tool-call message has none: "" is refused."""
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+"""Built once: `json.dumps` with arguments builds a new encoder on every call."""
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -61,7 +63,7 @@ def dumps(value: Any) -> str:
     A lone surrogate (text cut inside a UTF-16 pair, e.g. from a browser) cannot be encoded
     as UTF-8; it is replaced by U+FFFD here, at the boundary, so encoding the result never
     raises `UnicodeEncodeError`."""
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    text = _ENCODER.encode(value)
     if not text.isascii() and _LONE_SURROGATE.search(text) is not None:
         text = _LONE_SURROGATE.sub("\ufffd", text)
     return text

@@ -263,7 +263,8 @@ async def test_a_foreign_write_during_a_run_stops_it_before_it_commits(tmp_path:
         import sqlite3
         with sqlite3.connect(db) as raw:
             seq = raw.execute("SELECT MAX(seq) FROM messages").fetchone()[0] + 1
-            raw.execute("INSERT INTO messages VALUES ('顾客', ?, 'user', ?, 'now')",
+            raw.execute("INSERT INTO messages (session_id, seq, role, json, created_at) "
+                        "VALUES ('顾客', ?, 'user', ?, 'now')",
                         (seq, '{"role": "user", "content": "另一个进程的消息"}'))
         return "done"
 

@@ -165,7 +165,7 @@ async def test_file_settings_and_schema(tmp_path: Path) -> None:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         columns = [row[1] for row in db.execute("PRAGMA table_info(messages)")]
-        assert columns == ["session_id", "seq", "role", "json", "created_at"]
+        assert columns == ["session_id", "seq", "role", "json", "created_at", "tokens"]
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     with pytest.raises(SessionError, match="newer than this kimi-agent understands"):
         async with SQLiteSession("w", path) as session:

@@ -31,6 +31,7 @@ from kimi_agent.agent._loop import (
     in_call_order,
     last_tool_step,
     read_history,
+    read_window,
 )
 from kimi_agent.agent._loop import pending_approvals as find_pending
 from kimi_agent.agent._output import OutputSpec
@@ -377,12 +378,13 @@ class Agent(Generic[DepsT, OutputT]):
     def _loop(self, client: GatewayClient, deps: Any, session: Session | None,
               history: list[Message], emit: Emit | None, stream: bool, base: int = 0,
               holder: _Holder | None = None,
+              known_tokens: Sequence[tuple[Message, int]] = (),
               ) -> RunLoop[OutputT]:
         agent, edge, at = holder or (self, None, 0)
         return RunLoop(agent._config, client=client, run_id=uuid.uuid4().hex, deps=deps,
                        session=session, history=history, emit=emit, stream=stream, base=base,
                        input_filter=edge.input_filter if edge is not None else None,
-                       filter_until=at)
+                       filter_until=at, known_tokens=known_tokens)
 
     async def _hooked(self, loop: RunLoop[OutputT], kind: str,
                       body: Callable[[], Awaitable[RunResult[OutputT]]]) -> RunResult[OutputT]:
@@ -459,14 +461,17 @@ class Agent(Generic[DepsT, OutputT]):
         stream: bool, client: GatewayClient | None,
     ) -> RunResult[OutputT]:
         history: list[Message] = []
+        known: list[tuple[Message, int]] = []
         base = 0
         holder = await self._holder(session)
         await holder[0].registry.refresh()
         if session is not None:
-            base, stored = await read_history(session)
+            base, stored, counts = await read_window(session)
             history = in_call_order(stored)
+            if counts is not None:
+                known = list(zip(stored, counts, strict=True))
         loop = self._loop(client or self._client_for_run(), deps, session, history, emit,
-                          stream, base, holder)
+                          stream, base, holder, known)
 
         async def body() -> RunResult[OutputT]:
             await loop.repair()

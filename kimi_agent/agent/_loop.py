@@ -52,6 +52,7 @@ from kimi_agent.sessions._protocol import (
     MemorySession,
     Session,
     SessionState,
+    TokenCountedSession,
     WindowedSession,
 )
 from kimi_agent.sessions._trim import CacheAwareTrim, KeepRecentTurns
@@ -113,6 +114,7 @@ class RunLoop(Generic[OutputT]):
         base: int = 0,
         input_filter: InputFilter | None = None,
         filter_until: int = 0,
+        known_tokens: Sequence[tuple[Message, int]] = (),
     ) -> None:
         self.config = config
         self.base = base
@@ -139,7 +141,18 @@ class RunLoop(Generic[OutputT]):
         self._guard: StreamGuard | None = None
         self.emit = emit
         self.stream = stream
-        self._wire: dict[int, tuple[Message, dict[str, Any], int]] = {}
+        self._wire: dict[int, list[Any]] = {}
+        """id(message) -> [message, token estimate, wire JSON bytes or None]: each message is
+        estimated and encoded at most once per run (the estimate comes from the session when
+        it keeps one, see `TokenCountedSession`)."""
+        for message, count in known_tokens:
+            self._wire[id(message)] = [message, count, None]
+        self._total = 0
+        """The token estimate of `messages[:_counted]`, extended by what was committed since,
+        so a step does not walk the whole history to know its size."""
+        self._counted = 0
+        self._json_cache: dict[int, tuple[Any, bytes]] = {}
+        """id(system message dict or tools list) -> (it, its JSON bytes)."""
         self._failures: dict[str, int] = {}
         self._output_retries = 0
         self._reasked_step = 0
@@ -153,13 +166,48 @@ class RunLoop(Generic[OutputT]):
 
     # ------------------------------------------------------------------ messages
 
-    def _wire_form(self, message: Message) -> tuple[dict[str, Any], int]:
-        """The wire dict of a message and its token estimate, computed once per message."""
+    def _entry(self, message: Message) -> list[Any]:
         cached = self._wire.get(id(message))
         if cached is None or cached[0] is not message:
             wire = message.to_wire()
-            cached = self._wire[id(message)] = (message, wire, estimate_wire_message(wire))
-        return cached[1], cached[2]
+            cached = self._wire[id(message)] = [message, estimate_wire_message(wire),
+                                                dumps(wire).encode()]
+        return cached
+
+    def _tokens(self, message: Message) -> int:
+        """The token estimate of a message, computed once per run."""
+        count: int = self._entry(message)[1]
+        return count
+
+    def _json(self, message: Message) -> bytes:
+        """The wire form of a message as JSON bytes, encoded once per run."""
+        cached = self._entry(message)
+        if cached[2] is None:
+            cached[2] = dumps(message.to_wire()).encode()
+        data: bytes = cached[2]
+        return data
+
+    def _history_tokens(self) -> int:
+        """The token estimate of `messages`: a running total that adds the messages committed
+        since the last call, recounted only when the list changed other than by appending
+        (a resumed step's results put back in call order)."""
+        messages = self.messages
+        if not 0 <= self._counted <= len(messages):
+            self._total, self._counted = 0, 0
+        if self._counted < len(messages):
+            self._total += sum(self._tokens(m) for m in messages[self._counted:])
+            self._counted = len(messages)
+        return self._total
+
+    def _fixed_json(self, value: Any) -> bytes:
+        """JSON bytes of the system message or the tools array, cached by identity (both
+        are computed once by `RequestParts` and reused, so the prefix stays stable)."""
+        cached = self._json_cache.get(id(value))
+        if cached is None or cached[0] is not value:
+            if len(self._json_cache) > 8:
+                self._json_cache.clear()
+            cached = self._json_cache[id(value)] = (value, dumps(value).encode())
+        return cached[1]
 
     async def commit(self, items: Sequence[Message]) -> None:
         """Append a completed step to the run and to the session, as one unit.
@@ -314,39 +362,58 @@ class RunLoop(Generic[OutputT]):
     # ------------------------------------------------------------------ requests
 
     def _build(self, profile: ModelProfile) -> bytes:
+        """The request body as JSON bytes, joined from each message's cached JSON: the same
+        bytes `dumps` of the whole body gives, without encoding the history again."""
         config = self.config
         history = self.messages + self._scratch if self._scratch else self.messages
+        filtered = self._input_filter is not None
         if self._input_filter is not None:
             # the filter decides what of the history before the hand-off the target sees;
             # the target's own steps since then are sent as they are
             split = max(0, min(len(history), self._filter_until - self.base))
             history = self._input_filter(list(history[:split])) + list(history[split:])
-        forms = [self._wire_form(m) for m in history]
+        if filtered:
+            history_tokens = sum(self._tokens(m) for m in history)
+        else:
+            history_tokens = self._history_tokens() + sum(self._tokens(m)
+                                                          for m in self._scratch)
         system, system_tokens = config.request.system_prompt(profile, self._instructions)
         tools, tools_tokens = config.request.tools()
         fixed = system_tokens + tools_tokens
         reserve = min(profile.max_output, config.max_tokens or profile.max_output)
         budget = profile.context_window - fixed - reserve
         budget -= profile.margin(budget)
-        if sum(count for _, count in forms) > budget:
-            trimmed = config.trim_policy.trim(history, [c for _, c in forms], budget)
+        if history_tokens > budget:
+            trimmed = config.trim_policy.trim(history, [self._tokens(m) for m in history],
+                                              budget)
             self._note_cut(history, trimmed, profile)
             history = trimmed
-            forms = [self._wire_form(m) for m in history]
-        prompt_tokens = fixed + sum(count for _, count in forms)
-        body: dict[str, Any] = {
-            "model": profile.name,
-            "messages": [system, *(wire for wire, _ in forms)] if system else
-            [wire for wire, _ in forms],
-            "max_tokens": profile.clamp_max_tokens(prompt_tokens, config.max_tokens),
-        }
+            history_tokens = sum(self._tokens(m) for m in history)
+        prompt_tokens = fixed + history_tokens
+        cache = self._wire
+        parts = []
+        for m in history:          # the cache hit inlined: this runs for every message sent
+            hit = cache.get(id(m))
+            parts.append(hit[2] if hit is not None and hit[0] is m and hit[2] is not None
+                         else self._json(m))
+        if system:
+            parts.insert(0, self._fixed_json(system))
+        rest: dict[str, Any] = {
+            "max_tokens": profile.clamp_max_tokens(prompt_tokens, config.max_tokens)}
+        # the key order of the body as one dict: model, messages, max_tokens, tools, ...
+        out = [b'{"model":', dumps(profile.name).encode(), b',"messages":[', b",".join(parts),
+               b"],", dumps(rest).encode()[1:-1]]
         if tools:
-            body["tools"] = tools
+            out += [b',"tools":', self._fixed_json(tools)]
+        tail: dict[str, Any] = {}
         if config.output is not None:
-            body["response_format"] = config.output.response_format(profile)
+            tail["response_format"] = config.output.response_format(profile)
         if self.stream:
-            body["stream"] = True
-        return dumps(body).encode()
+            tail["stream"] = True
+        if tail:
+            out += [b",", dumps(tail).encode()[1:-1]]
+        out.append(b"}")
+        return b"".join(out)
 
     def _note_cut(self, history: list[Message], kept: list[Message], profile: ModelProfile
                   ) -> None:
@@ -370,11 +437,8 @@ class RunLoop(Generic[OutputT]):
 
     def _prompt_estimate(self) -> int:
         request = self.config.request
-        total = request.system_prompt(self.config.router.primary, self._instructions)[1] + \
-            request.tools()[1]
-        for message in self.messages:
-            total += self._wire_form(message)[1]
-        return total
+        return request.system_prompt(self.config.router.primary, self._instructions)[1] + \
+            request.tools()[1] + self._history_tokens()
 
     async def _model_call(self, step: int) -> tuple[ChatCompletion, ModelProfile, str | None]:
         hooks = self.hooks
@@ -609,7 +673,10 @@ class RunLoop(Generic[OutputT]):
         self._scratch.clear()
         await self.commit(step_messages)
         if message is None:
-            self.messages[:] = in_call_order(self.messages)
+            ordered = in_call_order(self.messages)
+            if ordered is not self.messages:
+                self.messages[:] = ordered
+                self._counted = -1
         if self.emit is not None:
             await self.emit(ev.StepFinished(record))
         self._count_failures(records)
@@ -756,11 +823,24 @@ def tool_message(record: ToolCallRecord) -> ToolMessage:
 async def read_history(session: Session) -> tuple[int, list[Message]]:
     """The stored history a run may send, and its position in the session: from the stored
     window start on when the session can read a range (not the whole conversation)."""
+    base, messages, _ = await read_window(session)
+    return base, messages
+
+
+async def read_window(session: Session) -> tuple[int, list[Message], list[int] | None]:
+    """`read_history` with each message's stored token estimate when the session keeps them
+    (`TokenCountedSession`), else None (the run estimates them)."""
+    start = 0
     if isinstance(session, WindowedSession) and isinstance(session, SessionState):
-        start = await session.get_state(WINDOW_KEY)
-        if isinstance(start, int) and start > 0:
-            return start, await session.get_since(start)
-    return 0, await session.get_items()
+        stored = await session.get_state(WINDOW_KEY)
+        if isinstance(stored, int) and stored > 0:
+            start = stored
+    if isinstance(session, TokenCountedSession):
+        pairs = await session.get_since_with_tokens(start)
+        return start, [m for m, _ in pairs], [t for _, t in pairs]
+    if start and isinstance(session, WindowedSession):
+        return start, await session.get_since(start), None
+    return 0, await session.get_items(), None
 
 
 async def approved_calls(session: Session | None) -> list[str]:
@@ -847,6 +927,10 @@ def in_call_order(messages: list[Message]) -> list[Message]:
 def _step_results(calls: list[ToolCall], results: list[ToolMessage], *, at_end: bool
                   ) -> list[ToolMessage] | None:
     """The results of one step fixed as `in_call_order` says, or None when they are fine."""
+    if len(results) == len(calls) and all(
+            m.tool_call_id == c.id for m, c in zip(results, calls, strict=True)) and \
+            len({c.id for c in calls}) == len(calls):
+        return None                  # the common case: one result per call, in call order
     order = {call.id: k for k, call in enumerate(calls)}
     ranks = [order.get(m.tool_call_id, -1) for m in results]
     complete = len(results) == len(calls)

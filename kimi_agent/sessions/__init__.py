@@ -15,7 +15,9 @@ from kimi_agent.sessions._protocol import (
     MemorySession,
     Session,
     SessionState,
+    TokenCountedSession,
     WindowedSession,
+    message_tokens,
 )
 from kimi_agent.sessions._sqlite import SQLiteSession, SQLiteStore, enable_wal
 from kimi_agent.sessions._trim import CacheAwareTrim, KeepRecentTurns, TrimPolicy
@@ -26,7 +28,8 @@ if TYPE_CHECKING:
 
 __all__ = ["CacheAwareTrim", "KeepRecentTurns", "MemorySession", "PostgresSession",
            "PostgresStore", "RedisSession", "RedisStore", "SQLiteSession", "SQLiteStore",
-           "Session", "SessionState", "TrimPolicy", "WindowedSession", "enable_wal"]
+           "Session", "SessionState", "TokenCountedSession", "TrimPolicy", "WindowedSession",
+           "enable_wal", "message_tokens"]
 
 _LAZY = {"PostgresSession": "kimi_agent.sessions._postgres",
          "PostgresStore": "kimi_agent.sessions._postgres",

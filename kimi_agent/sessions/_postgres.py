@@ -210,7 +210,7 @@ class PostgresSession:
                     "INSERT INTO kimi_agent_messages (session_id, seq, role, json) "
                     "VALUES (%s, %s, %s, %s)",
                     [(self.session_id, last + 1 + i, role, text)
-                     for i, (role, text) in enumerate(rows)])
+                     for i, (role, text, _) in enumerate(rows)])
 
     async def pop_item(self) -> Message | None:
         """Remove and return the newest message (None when the session is empty).

@@ -14,12 +14,14 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import anyio
 
+from kimi_agent._tokens import estimate_wire_message
 from kimi_agent.wire import Message
 
 if TYPE_CHECKING:
     from kimi_agent.sessions._sqlite import SQLiteSession
 
-__all__ = ["MemorySession", "SQLiteSession", "Session", "SessionState", "WindowedSession"]
+__all__ = ["MemorySession", "SQLiteSession", "Session", "SessionState", "TokenCountedSession",
+           "WindowedSession", "message_tokens"]
 
 
 @runtime_checkable
@@ -73,12 +75,44 @@ class WindowedSession(Protocol):
         ...
 
 
+def message_tokens(message: Message) -> int:
+    """The token estimate of one stored message, exactly as the agent counts it when it fits
+    the history into the window (its wire form through `kimi_agent._tokens`). A store that
+    implements `TokenCountedSession` must return this number (computed when the message is
+    written, or later for rows stored before the store kept it)."""
+    return estimate_wire_message(message.to_wire())
+
+
+@runtime_checkable
+class TokenCountedSession(Protocol):
+    """A session that keeps each message's token estimate beside it (optional).
+
+    With it a run reads the stored window together with the counts it needs to fit the
+    history into the model's window, instead of estimating every stored message again on
+    every run: the cost of a run then follows what is sent, not the conversation's length.
+
+    For store authors (PostgreSQL, Redis, ...): compute `message_tokens(message)` for each
+    message in `add_items` and store it with the message (a column / a field); rows written
+    before the store kept it may hold nothing, and are computed when read. The counts must
+    be `message_tokens` of the message returned (not of another estimate), positions are
+    those of `WindowedSession.get_since`. A store that also implements `WindowedSession`
+    and `SessionState` gets the full benefit: the agent reads from the stored window start.
+    """
+
+    async def get_since_with_tokens(self, position: int) -> list[tuple[Message, int]]:
+        """The messages at `position` (0-based) and after, oldest first, each with its
+        `message_tokens` estimate."""
+        ...
+
+
 class MemorySession:
     """A session in this process's memory: for tests, scripts and short-lived bots."""
 
     def __init__(self, session_id: str = "default", items: Sequence[Message] = ()) -> None:
         self.session_id = session_id
         self._items: list[Message] = list(items)
+        self._tokens: list[int | None] = [None] * len(self._items)
+        """`message_tokens` of `_items[i]`, computed on first read and kept."""
         self._state: dict[str, Any] = {}
         self._lock = anyio.Lock()
 
@@ -95,17 +129,32 @@ class MemorySession:
         async with self._lock:
             return self._items[max(0, position):]
 
+    async def get_since_with_tokens(self, position: int) -> list[tuple[Message, int]]:
+        """`get_since` with each message's token estimate (each computed once, then kept)."""
+        async with self._lock:
+            start = max(0, position)
+            tokens = self._tokens
+            for i in range(start, len(self._items)):
+                if tokens[i] is None:
+                    tokens[i] = message_tokens(self._items[i])
+            return list(zip(self._items[start:], tokens[start:], strict=True))  # type: ignore[arg-type]
+
     async def add_items(self, items: Sequence[Message]) -> None:
         async with self._lock:
             self._items.extend(items)
+            self._tokens.extend([None] * (len(self._items) - len(self._tokens)))
 
     async def pop_item(self) -> Message | None:
         async with self._lock:
-            return self._items.pop() if self._items else None
+            if not self._items:
+                return None
+            self._tokens.pop()
+            return self._items.pop()
 
     async def clear_session(self) -> None:
         async with self._lock:
             self._items.clear()
+            self._tokens.clear()
             self._state.clear()
 
     async def get_state(self, key: str) -> Any:

@@ -244,7 +244,7 @@ class RedisSession:
             try:
                 await r.eval(_APPEND, 3, self._key("msg"), self.store.client.key("sessions"),
                              self._key("lock"), self._held, self.session_id,
-                             *(text.encode("utf-8") for _, text in rows))
+                             *(text.encode("utf-8") for _, text, _ in rows))
             except redis.exceptions.ResponseError as error:
                 raise self._lost(error, "append to") from error
 

@@ -32,8 +32,11 @@ Concurrency, and why this design:
 
 Schema (created on first use; `PRAGMA user_version` records its version):
 `sessions(session_id PRIMARY KEY, created_at, updated_at)` and
-`messages(session_id, seq, role, json, created_at)` and `session_state(session_id, key, json)`
-(version 2; a version-1 file gains the table on first use). `json` is the message as
+`messages(session_id, seq, role, json, created_at, tokens)` and
+`session_state(session_id, key, json)` (version 2; an older file gains what it lacks on first
+use). `tokens` is the message's token estimate (`message_tokens`), written with the message so
+a run need not estimate the stored window again; rows written before version 3 hold NULL and
+are estimated when read (`get_since_with_tokens`). `json` is the message as
 `model_dump(mode="json")` gives it, with Chinese text kept as is (`ensure_ascii=False`):
 `reasoning_content`, tool-call ids byte for byte, the answering `model`, and any extra field
 the gateway sent. There is no module-level state: everything lives in the store object.
@@ -57,20 +60,24 @@ import anyio.to_thread
 from pydantic import BaseModel, ValidationError
 
 from kimi_agent.errors import SessionError
+from kimi_agent.sessions._protocol import message_tokens
 from kimi_agent.wire import (
     AssistantMessage,
     Message,
     SystemMessage,
     ToolMessage,
     UserMessage,
+    _message_adapter,
     dumps,
-    parse_message,
 )
 
 __all__ = ["SCHEMA_VERSION", "SQLiteSession", "SQLiteStore", "enable_wal"]
 
 SCHEMA_VERSION = 2
-"""1: sessions and messages; 2: adds `session_state` (small named values per session)."""
+"""1: sessions and messages; 2: adds `session_state` (small named values per session).
+The `messages.tokens` column is added to a file that lacks it without a version change:
+it is optional for readers and writers (NULL means "not estimated yet"), so processes of an
+older kimi-agent keep working on the same file."""
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
     session_id TEXT PRIMARY KEY,
@@ -83,6 +90,7 @@ CREATE TABLE IF NOT EXISTS messages (
     role TEXT NOT NULL,
     json TEXT NOT NULL,
     created_at TEXT NOT NULL,
+    tokens INTEGER,
     PRIMARY KEY (session_id, seq)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS session_state (
@@ -199,7 +207,7 @@ class SQLiteStore:
             connection.execute(f"PRAGMA synchronous = {self.synchronous}")
             connection.execute("PRAGMA foreign_keys = ON")
             version = connection.execute("PRAGMA user_version").fetchone()[0]
-            if version < SCHEMA_VERSION:
+            if version < SCHEMA_VERSION or not _has_tokens(connection):
                 with _write(connection):
                     _create_schema(connection)
             elif version > SCHEMA_VERSION:
@@ -316,6 +324,24 @@ class SQLiteSession:
 
         return await self.store.run(f"read session {session_id!r}", job)
 
+    async def get_since_with_tokens(self, position: int) -> list[tuple[Message, int]]:
+        """`get_since` with each message's token estimate, read from the `tokens` column
+        (estimated now for rows stored before the column existed)."""
+        session_id = self.session_id
+
+        def job(connection: sqlite3.Connection) -> list[tuple[Message, int]]:
+            rows = connection.execute(
+                "SELECT seq, json, tokens FROM messages WHERE session_id = ? AND seq >= ? "
+                "ORDER BY seq", (session_id, max(0, position)),
+            ).fetchall()
+            out = []
+            for seq, text, tokens in rows:
+                message = _load(session_id, seq, text)
+                out.append((message, message_tokens(message) if tokens is None else tokens))
+            return out
+
+        return await self.store.run(f"read session {session_id!r}", job)
+
     async def add_items(self, items: Sequence[Message]) -> None:
         """Append messages in one transaction: all of them are stored, or none."""
         rows = _dump_all(self.session_id, items)
@@ -336,10 +362,10 @@ class SQLiteSession:
                     (session_id,),
                 ).fetchone()[0]
                 connection.executemany(
-                    "INSERT INTO messages (session_id, seq, role, json, created_at) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    [(session_id, last + 1 + i, role, text, now)
-                     for i, (role, text) in enumerate(rows)],
+                    "INSERT INTO messages (session_id, seq, role, json, created_at, tokens) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    [(session_id, last + 1 + i, role, text, now, tokens)
+                     for i, (role, text, tokens) in enumerate(rows)],
                 )
 
         await self.store.run(f"append to session {session_id!r}", job)
@@ -479,23 +505,28 @@ def _write(connection: sqlite3.Connection) -> Iterator[None]:
 
 def _create_schema(connection: sqlite3.Connection) -> None:
     # Re-read inside the write transaction: another process may have created it meanwhile.
-    if connection.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
-        return
-    for statement in _SCHEMA.split(";"):
-        if statement.strip():
-            connection.execute(statement)
+    if connection.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+        for statement in _SCHEMA.split(";"):
+            if statement.strip():
+                connection.execute(statement)
+    if not _has_tokens(connection):  # an older file: its rows keep NULL (estimated on read)
+        connection.execute("ALTER TABLE messages ADD COLUMN tokens INTEGER")
     connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
-def _dump_all(session_id: str, items: Sequence[Message]) -> list[tuple[str, str]]:
-    """(role, json) rows of `items`; `SessionError` before anything is written if one of
+def _has_tokens(connection: sqlite3.Connection) -> bool:
+    return any(row[1] == "tokens" for row in connection.execute("PRAGMA table_info(messages)"))
+
+
+def _dump_all(session_id: str, items: Sequence[Message]) -> list[tuple[str, str, int]]:
+    """(role, json, tokens) rows of `items`; `SessionError` before anything is written if one of
     them is not a message."""
     if isinstance(items, str | bytes | BaseModel | dict):
         raise SessionError(
             f"add_items() of session {session_id!r} takes a sequence of messages, not a "
             f"{type(items).__name__}: wrap a single message in a list"
         )
-    rows: list[tuple[str, str]] = []
+    rows: list[tuple[str, str, int]] = []
     for index, item in enumerate(items):
         if not isinstance(item, _MESSAGE_TYPES):
             raise SessionError(
@@ -504,14 +535,16 @@ def _dump_all(session_id: str, items: Sequence[Message]) -> list[tuple[str, str]
                 "AssistantMessage or ToolMessage; kimi_agent.wire.parse_message builds one "
                 "from a dict)"
             )
-        rows.append((item.role, dumps(item.model_dump(mode="json", exclude_none=True))))
+        rows.append((item.role, dumps(item.model_dump(mode="json", exclude_none=True)),
+                     message_tokens(item)))
     return rows
 
 
 def _load(session_id: str, seq: int, text: str) -> Message:
     try:
-        data: Any = json.loads(text)
-        return parse_message(data)
+        # parsed and validated in one pass (pydantic-core reads the JSON): the same message
+        # `parse_message(json.loads(text))` gives, for a third less CPU per stored message
+        return _message_adapter.validate_json(text)
     except (ValueError, ValidationError) as error:
         raise SessionError(
             f"message {seq} of session {session_id!r} is not a valid stored message: {error}"

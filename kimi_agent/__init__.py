@@ -24,11 +24,14 @@ from kimi_agent.errors import *  # noqa: F403
 _EXPORTS: dict[str, str] = {
     "tool": "kimi_agent.tooling._tool",
     "Tool": "kimi_agent.tooling._tool",
-    "ToolRegistry": "kimi_agent.tooling._tool",
+    "ToolRegistry": "kimi_agent.tooling._registry",
     "RunContext": "kimi_agent.tooling._run_context",
     "Handoff": "kimi_agent.tooling._run_context",
     "GatewayClient": "kimi_agent.gateway._client",
     "RetryPolicy": "kimi_agent.gateway._retry",
+    "ConcurrencyLimiter": "kimi_agent.gateway._limiter",
+    "FairLimiter": "kimi_agent.gateway._limiter",
+    "CallInfo": "kimi_agent.wire",
     "ModelProfile": "kimi_agent.models._profiles",
     "ModelPrice": "kimi_agent.models._profiles",
     "register_model": "kimi_agent.models._profiles",
@@ -64,6 +67,9 @@ __all__ = [
     "Agent",
     "AgentHandoff",
     "CacheAwareTrim",
+    "CallInfo",
+    "ConcurrencyLimiter",
+    "FairLimiter",
     "GatewayClient",
     "GuardrailResult",
     "Handoff",
@@ -110,6 +116,7 @@ if TYPE_CHECKING:
     from kimi_agent.agent._hooks import RunHooks
     from kimi_agent.agent._result import PendingApproval, RunResult, StepRecord
     from kimi_agent.gateway._client import GatewayClient
+    from kimi_agent.gateway._limiter import ConcurrencyLimiter, FairLimiter
     from kimi_agent.gateway._retry import RetryPolicy
     from kimi_agent.models._profiles import ModelPrice, ModelProfile, register_model
     from kimi_agent.models._router import ModelRouter
@@ -121,9 +128,11 @@ if TYPE_CHECKING:
     from kimi_agent.sessions._sqlite import SQLiteSession, SQLiteStore
     from kimi_agent.sessions._trim import CacheAwareTrim, KeepRecentTurns, TrimPolicy
     from kimi_agent.tooling._records import ToolCallRecord
+    from kimi_agent.tooling._registry import ToolRegistry
     from kimi_agent.tooling._run_context import Handoff, RunContext
-    from kimi_agent.tooling._tool import Tool, ToolRegistry, tool
+    from kimi_agent.tooling._tool import Tool, tool
     from kimi_agent.tracing import instrument
+    from kimi_agent.wire import CallInfo
 
 
 def __getattr__(name: str) -> Any:

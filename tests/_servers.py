@@ -13,6 +13,7 @@ by `scripts/install-test-deps.sh`). When either is missing, `ServiceMissing` say
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import shutil
@@ -51,8 +52,20 @@ def _log_tail(path: Path, lines: int = 40) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
+_running: set[_ChildServer] = set()
+
+
+@atexit.register
+def _kill_leftovers() -> None:
+    # A server outlives its test process only when that process exits without running the
+    # fixtures' teardown (an error in a script, a second Ctrl-C): kill what is left.
+    for server in list(_running):
+        server.abandon()
+
+
 class _ChildServer:
-    """A server process in its own process group, so `crash()` kills it with all its children."""
+    """A server process in its own process group (a Ctrl-C in the terminal reaches the tests,
+    not the server), with `crash()` killing it and every process it started."""
 
     name = "server"
 
@@ -96,6 +109,7 @@ class _ChildServer:
                 start_new_session=True, **self._popen_kwargs())
         finally:
             log.close()
+        _running.add(self)
         deadline = time.monotonic() + timeout
         while self._proc.poll() is not None or not self._is_ready():
             if self._proc.poll() is not None:
@@ -120,6 +134,7 @@ class _ChildServer:
         except subprocess.TimeoutExpired:
             self.crash()
         self._proc = None
+        _running.discard(self)
 
     def crash(self) -> None:
         """SIGKILL the server and every process it started, like a machine losing power.
@@ -144,6 +159,11 @@ class _ChildServer:
         proc.wait()
         psutil.wait_procs(children, timeout=10)
         self._proc = None
+        _running.discard(self)
+
+    def abandon(self) -> None:
+        """Kill the server at interpreter exit; subclasses also delete folders they made."""
+        self.crash()
 
     def restart(self) -> None:
         """Clean stop, then start again on the same port with the same data."""
@@ -316,6 +336,11 @@ class PostgresServer(_ChildServer):
     def drop_database(self, name: str) -> None:
         """Drop a database, closing whatever is still connected to it."""
         self.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def abandon(self) -> None:
+        self.crash()
+        if self._owned_folder:
+            shutil.rmtree(self.folder, ignore_errors=True)
 
     def remove(self) -> None:
         """Stop the server and delete its folder (when the folder was made here)."""

@@ -167,8 +167,9 @@ async def test_a_session_lock_of_the_store_is_held_for_the_whole_run() -> None:
     sim = GatewaySimulator(responder=lambda request: Reply(text="您好，请问有什么可以帮您？"))
     store = LockingStore()
     async with sim.serve() as url, GatewayClient(url, sim.api_key) as client:
-        options = WebOptions(secret=SECRET, staff_key=STAFF_KEY, lock_timeout=2.5)
-        app = create_app(_agent(client), store, options)
+        options = WebOptions(secret=SECRET, staff_key=STAFF_KEY)
+        app = create_app(Agent(instructions="你是客服。", client=client, busy_timeout=2.5),
+                         store, options)
         async with serve(app) as root, httpx.AsyncClient(base_url=root) as http:
             events = await say(http, customer_headers("u1"), "你好")
     assert events[-1].data["output"] == "您好，请问有什么可以帮您？"

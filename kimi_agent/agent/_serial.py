@@ -59,8 +59,22 @@ async def one_run_at_a_time(session: Session | None, timeout: float | None
             if shared is None:
                 yield
             else:
-                async with shared:
+                try:
+                    await shared.__aenter__()
+                except TimeoutError:  # a store's lock that says so in its own way
+                    raise ConversationBusyError(
+                        f"session {session.session_id!r} is busy: another replica holds it "
+                        f"(waited {timeout:g} s)") from None
+                try:
                     yield
+                except BaseException as error:
+                    with anyio.CancelScope(shield=True):
+                        if not await shared.__aexit__(type(error), error,
+                                                      error.__traceback__):
+                            raise
+                else:
+                    with anyio.CancelScope(shield=True):
+                        await shared.__aexit__(None, None, None)
         finally:
             lock.release()
     finally:

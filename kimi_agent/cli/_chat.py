@@ -5,7 +5,7 @@
 On the real gateway when `BYTESPIKE_API_KEY` is set; otherwise on the built-in gateway
 simulator, whose default responder echoes what you type (and the banner says so) — enough to
 try the terminal, the sessions and Ctrl-C without a key. `--sim-script FILE` gives the
-simulator a script (JSON/YAML turns, see `kimi_agent.testing.script`), to rehearse a bot's
+simulator a script (JSON/YAML turns, see `kimi_agent.testing` scripts`), to rehearse a bot's
 tool calls and approvals offline.
 
 How it is built, and why: the prompt is read by the main thread with plain `input()`, and
@@ -42,7 +42,7 @@ from kimi_agent.cli.terminal import (
 from kimi_agent.errors import KimiAgentError
 from kimi_agent.gateway._client import DEFAULT_BASE_URL, GatewayClient
 from kimi_agent.sessions._protocol import MemorySession, Session
-from kimi_agent.tooling._tool import ToolRegistry
+from kimi_agent.tooling._registry import ToolRegistry
 from kimi_agent.tracing._summary import TraceSummary
 from kimi_agent.wire import AssistantMessage, Message, UserMessage
 

@@ -30,8 +30,6 @@ class WebOptions:
     - `cors_origins`: origins allowed to call the API from a browser (a host page calling
       the API directly; the iframe widget needs none). `frame_ancestors`: who may embed the
       widget in a frame (the `Content-Security-Policy` of the widget page; None: anyone).
-    - `lock_timeout`: how long a run waits for the session's own lock when the session
-      object has one (`session.lock(timeout=...)`, e.g. a store shared by replicas).
     - `shutdown_grace`: how long shutting down waits for runs under way to finish.
     - `heartbeat`: seconds between SSE keep-alive comments.
     - `title`, `greeting`: what the widget shows at the top and as its first message.
@@ -51,7 +49,6 @@ class WebOptions:
     request_limit: RateLimit | None = field(default_factory=lambda: RateLimit(600, 60.0))
     cors_origins: Sequence[str] = ()
     frame_ancestors: Sequence[str] | None = None
-    lock_timeout: float = 10.0
     shutdown_grace: float = 30.0
     heartbeat: float = 15.0
     title: str = "在线客服"

@@ -2,9 +2,9 @@
 
 - **One run per conversation at a time** in this process: a second message while a run is
   under way is refused (`conversation_busy`, with the run to follow) instead of queued, so
-  two answers never interleave in one history. When the session object offers a lock of
-  its own (`async with session.lock(timeout=...)`, e.g. a store shared by replicas), the
-  run holds it too; failing to get it in `lock_timeout` is `conversation_busy` as well.
+  two answers never interleave in one history. Across replicas the agent itself holds the
+  store's conversation lock for each run (`Agent(busy_timeout=...)`); a run that cannot get
+  it in time is `conversation_busy` as well.
 - **Runs outlive requests**: each run runs in the service's task group and writes its log
   (`_runs.LiveRun`); the request only reads it. A client that disconnects loses nothing.
 - **Held conversations**: a run that ends in a hand-off marks the conversation `handoff`
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from types import TracebackType
 from typing import Any, Protocol
 
@@ -191,12 +191,6 @@ class ChatService:
             idle, self._idle = self._idle, anyio.Event()
             idle.set()
 
-    def _session_lock(self, session: Session) -> AbstractAsyncContextManager[Any]:
-        lock = getattr(session, "lock", None)
-        if lock is None or not callable(lock):
-            return nullcontext()
-        return lock(timeout=self.options.lock_timeout)  # type: ignore[no-any-return]
-
     async def _drive(self, customer: Customer, check: Callable[[Session], Any],
                      start: Callable[[Session, Any], AbstractAsyncContextManager[Any]],
                      *, task_status: TaskStatus[LiveRun]) -> None:
@@ -204,12 +198,6 @@ class ChatService:
         run: LiveRun | None = None
         try:
             session = self.store.session(session_id)
-            try:
-                lock = self._session_lock(session)
-                await lock.__aenter__()
-            except (TimeoutError, ConversationBusyError):
-                raise WebError(409, "conversation_busy", "the conversation is busy in another "
-                               "process; try again shortly") from None
             try:
                 await check(session)
                 deps = self.deps(customer) if self.deps is not None else None
@@ -226,9 +214,6 @@ class ChatService:
                 if run is None:
                     raise _before_start(error) from None
                 await self._failed(customer, run, error)
-            finally:
-                with anyio.CancelScope(shield=True):
-                    await lock.__aexit__(None, None, None)
         finally:
             if run is not None:
                 if not run.records or run.records[-1]["kind"] not in ("done", "error"):
@@ -370,6 +355,9 @@ def _before_start(error: Exception) -> Exception:
         return error
     if isinstance(error, ApprovalError):
         return WebError(409, "approval_mismatch", str(error))
+    if isinstance(error, ConversationBusyError):
+        return WebError(409, "conversation_busy", "the conversation is busy in another "
+                        "process; try again shortly")
     if isinstance(error, KimiAgentError):
         return WebError(502, "run_failed", f"the agent could not start: {error}")
     return error

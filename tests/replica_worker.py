@@ -10,8 +10,7 @@ JSON line for the test to check.
   carries the session id and `--tag` (this replica), so a run that interleaves with another
   shows in the history. A run that meets `ConversationBusyError` is reported as busy.
   `--limiter redis|postgres` with `--limiter-url`, `--limit`: the gateway calls share that
-  limiter (`GatewayClient(concurrency=...)` when the client takes it, else an HTTP transport
-  that holds a slot for each whole exchange).
+  limiter (`GatewayClient(concurrency=limiter)`).
 - block: a run whose second step calls `slow_lookup` (writes `--ready` and sleeps); the test
   kills this process mid-run.
 - ask-refund: a run that stops at the `refund` approval; reports the pending call ids.
@@ -23,7 +22,6 @@ The test side is `tests.session_worker`'s `Worker` and `wait_for_file`, with `st
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import os
 import sys
@@ -33,7 +31,6 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import httpx
 
 from kimi_agent import GatewayClient, RetryPolicy
 from kimi_agent.cli._sessions import open_store
@@ -44,27 +41,6 @@ from tests.session_worker import READY_ENV, SLOW, Worker, agent_for
 ROOT = Path(__file__).resolve().parents[1]
 
 
-class LimitedTransport(httpx.AsyncBaseTransport):
-    """Holds a slot of `limiter` for each whole HTTP exchange (the body read inside it)."""
-
-    def __init__(self, limiter: Any) -> None:
-        self.limiter = limiter
-        self.inner = httpx.AsyncHTTPTransport()
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        async with self.limiter.slot():
-            response = await self.inner.handle_async_request(request)
-            try:
-                body = b"".join([part async for part in response.stream])  # type: ignore[union-attr]
-            finally:
-                await response.aclose()
-        return httpx.Response(response.status_code, headers=response.headers,
-                              stream=httpx.ByteStream(body), extensions=response.extensions)
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
-
-
 @asynccontextmanager
 async def client_for(args: argparse.Namespace) -> AsyncIterator[GatewayClient]:
     retry = RetryPolicy(max_retries=5)
@@ -73,15 +49,9 @@ async def client_for(args: argparse.Namespace) -> AsyncIterator[GatewayClient]:
             yield client
         return
     kind = RedisLimiter if args.limiter == "redis" else PostgresLimiter
-    async with kind(args.limiter_url, "bytespike-account", args.limit) as limiter:
-        if "concurrency" in inspect.signature(GatewayClient).parameters:
-            async with GatewayClient(args.url, args.key, retry=retry,
-                                     concurrency=limiter) as client:  # type: ignore[call-arg]
-                yield client
-            return
-        async with httpx.AsyncClient(transport=LimitedTransport(limiter), timeout=120) as http, \
-                GatewayClient(args.url, args.key, retry=retry, http_client=http) as client:
-            yield client
+    async with kind(args.limiter_url, "bytespike-account", args.limit) as limiter, \
+            GatewayClient(args.url, args.key, retry=retry, concurrency=limiter) as client:
+        yield client
 
 
 async def chat(args: argparse.Namespace) -> dict[str, Any]:

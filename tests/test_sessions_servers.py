@@ -269,6 +269,8 @@ async def test_bad_urls_and_arguments_are_typed_errors() -> None:
         RedisSession("x")
     with pytest.raises(SessionError, match="non-empty"):
         PostgresSession("", "postgresql://x@127.0.0.1/db")
+    with pytest.raises(SessionError, match="NUL"):
+        PostgresSession("a\x00b", "postgresql://x@127.0.0.1/db")
 
 
 async def test_postgres_restart_mid_use_is_typed_and_loses_nothing(
@@ -325,7 +327,12 @@ def test_any_text_reasoning_and_ids_round_trip(kind: str, request: pytest.Fixtur
         store: Any = (PostgresStore(url) if kind == "postgres"
                       else RedisStore(url, prefix=f"h{uuid.uuid4().hex[:8]}:"))
         async with store:
-            session = store.session(f"随机-{next(_ids)}-{texts[0][:20]}")
+            name = f"随机-{next(_ids)}-{texts[0][:20]}"
+            if kind == "postgres":  # PostgreSQL text cannot hold NUL: refused up front
+                with pytest.raises(SessionError, match="NUL"):
+                    store.session(name + "\x00")
+                name = name.replace("\x00", "")
+            session = store.session(name)
             call = ToolCall.model_validate({"id": call_id, "function": {
                 "name": "查询", "arguments": dumps_args(texts[0])}})
             messages = [UserMessage(content=text) for text in texts] + [

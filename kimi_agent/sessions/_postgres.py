@@ -126,6 +126,8 @@ class PostgresSession:
                  store: PostgresStore | None = None, timeout: float = 10.0) -> None:
         if not isinstance(session_id, str) or not session_id:
             raise SessionError(f"a session id must be a non-empty str, not {session_id!r}")
+        if "\x00" in session_id:
+            raise SessionError(f"a PostgreSQL session id cannot contain NUL: {session_id!r}")
         if (store is None) == (url is None):
             raise SessionError("give either a PostgreSQL URL or a store (exactly one)")
         self.session_id = session_id
@@ -234,7 +236,12 @@ class PostgresSession:
         await self.store.delete_session(self.session_id)
 
     async def get_state(self, key: str) -> Any:
-        """The value stored under `key` for this session, or None."""
+        """The value stored under `key` for this session, or None.
+
+        Raises:
+            SessionError: `key` contains NUL (PostgreSQL text cannot hold it).
+        """
+        _check_key(key)
         async with self._connection(f"read state {key!r} of") as connection:
             cursor = await connection.execute(
                 "SELECT json FROM kimi_agent_session_state WHERE session_id = %s AND key = %s",
@@ -252,7 +259,13 @@ class PostgresSession:
         return {key: json.loads(text) for key, text in rows}
 
     async def set_state(self, key: str, value: Any) -> None:
-        """Store `value` (JSON-serialisable) under `key`; None deletes it. One statement."""
+        """Store `value` (JSON-serialisable) under `key`; None deletes it. One transaction.
+
+        Raises:
+            SessionError: `key` contains NUL (PostgreSQL text cannot hold it).
+            ConversationBusyError: this session's lock was lost with its connection.
+        """
+        _check_key(key)
         text = None if value is None else dumps(value)
         async with self._connection(f"write state {key!r} of") as connection, \
                 connection.transaction():
@@ -358,3 +371,8 @@ class PostgresSession:
     async def __aexit__(self, exc_type: type[BaseException] | None,
                         exc: BaseException | None, tb: TracebackType | None) -> None:
         await self.aclose()
+
+
+def _check_key(key: str) -> None:
+    if not isinstance(key, str) or "\x00" in key:
+        raise SessionError(f"a state key must be a str without NUL, not {key!r}")

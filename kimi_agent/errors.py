@@ -1,8 +1,9 @@
 """The exception hierarchy of kimi-agent.
 
-Every error a user can meet is a `KimiAgentError`. Gateway errors follow the table of
-KIMI_WIRE.md ("Errors"): each class says whether a retry or a fallback to the other model can
-help (`retryable`, `fallback_ok`), so the client and the router decide from the type alone.
+Every error a user can meet is a `KimiAgentError`. Gateway errors follow the tables of
+docs/wire/kimi.md#errors and docs/wire/gateway.md: each class says whether a retry or a
+fallback to the other model can help (`retryable`, `fallback_ok`), so the client and the
+router decide from the type alone.
 Run errors carry the messages of the run so far, so nothing the user gave us is lost.
 """
 

@@ -1,4 +1,4 @@
-"""Fallback from kimi-k2-6 to kimi-k2-5 exactly by DESIGN.md §4, on the simulator."""
+"""Fallback from kimi-k2-6 to kimi-k2-5 as docs/concepts/fallback.md describes, on the simulator."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`to_moonshot`: each rule of Moonshot's JSON-schema dialect (KIMI_WIRE.md, "Tool schemas")."""
+"""`to_moonshot`: each rule of Moonshot's JSON-schema dialect (docs/wire/schema-dialect.md)."""
 
 from __future__ import annotations
 

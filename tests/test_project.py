@@ -65,3 +65,41 @@ def test_every_error_class_is_exported_from_kimi_agent() -> None:
     assert classes == set(errors.__all__)
     assert classes <= set(kimi_agent.__all__)
     assert all(getattr(kimi_agent, name) is getattr(errors, name) for name in classes)
+
+
+# Built from parts, so that this file does not name them itself.
+OUTSIDE_DOCUMENTS = tuple(part.encode() for part in (
+    "DESIGN" + ".md", "KIMI_WIRE" + ".md", "GATEWAY" + ".md", ".." + "/shared",
+    "/work/" + "shared"))
+_SKIPPED_DIRS = {".git", ".ci", ".venv", "site", "build", "dist", "node_modules", "__pycache__",
+                 ".mypy_cache", ".ruff_cache", ".pytest_cache", ".hypothesis", "artifacts"}
+
+
+def repository_files() -> list[Path]:
+    """The files of the repository: git's list (tracked and not ignored) in a checkout, else
+    every file outside the tool and cache folders."""
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others",
+                             "--exclude-standard"], cwd=ROOT, capture_output=True, check=False)
+    if listed.returncode == 0 and listed.stdout:
+        names = [n for n in listed.stdout.decode("utf-8").split("\0") if n]
+        return [ROOT / n for n in names
+                if not set(Path(n).parts) & {".ci", ".git"} and (ROOT / n).is_file()]
+    found = []
+    for path in ROOT.rglob("*"):
+        relative = path.relative_to(ROOT).parts
+        if path.is_file() and not set(relative[:-1]) & _SKIPPED_DIRS:
+            found.append(path)
+    return found
+
+
+def test_no_file_refers_to_documents_outside_the_repository() -> None:
+    files = repository_files()
+    assert any(p.name == "README.md" for p in files)
+    offenders = []
+    for path in files:
+        data = path.read_bytes()
+        for name in OUTSIDE_DOCUMENTS:
+            if name in data:
+                offenders.append(f"{path.relative_to(ROOT)}: {name.decode()}")
+    assert offenders == [], ("these point at documents outside the repository; point at the "
+                             "docs/ pages instead: " + "; ".join(offenders))

@@ -1,4 +1,4 @@
-"""kimi-agent: `Agent` on a borrowed `GatewayClient`, the public API of DESIGN.md §3."""
+"""kimi-agent: `Agent` on a borrowed `GatewayClient`, the public API (docs/reference/agent.md)."""
 
 from __future__ import annotations
 

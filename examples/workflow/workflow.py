@@ -9,7 +9,7 @@
 
 Every finished step is written to a checkpoint file at once (atomically), so a workflow that
 stops half-way — a crash, a deploy, Ctrl-C — resumes at the first unfinished step and never
-redoes (or re-bills) a finished one. That is the pattern DESIGN.md §7 describes for long
+redoes (or re-bills) a finished one. That is the pattern docs/guides/durable.md describes for long
 workflows. A step that stops half-way runs again from its start, so a tool with side effects
 should be idempotent in a real system (e.g. key the ticket by message id). Offline, the model
 is the gateway simulator playing `script.yaml`.

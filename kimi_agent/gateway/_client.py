@@ -1,8 +1,9 @@
 """`GatewayClient`: the one place that talks HTTP to the gateway.
 
-It owns (or borrows) an httpx client, authenticates, retries what KIMI_WIRE.md says may be
-retried, maps every failure to a typed error, and streams SSE. The API key is held privately:
-it never appears in a repr, an error or a log line.
+It owns (or borrows) an httpx client, authenticates, retries what the wire facts
+(docs/wire/kimi.md, docs/wire/gateway.md) say may be retried, maps every failure to a typed
+error, and streams SSE. The API key is held privately: it never appears in a repr, an error
+or a log line.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Turn an error answer of the gateway into the right typed exception (KIMI_WIRE.md, "Errors").
+"""Turn an error answer of the gateway into the right typed exception (docs/wire/kimi.md#errors).
 
 The body is parsed leniently: Moonshot's `{"error": {"message", "type"}}`, a flat
 `{"message", "type"}`, a `{"detail": ...}`, or plain text all give a clear message. The

@@ -1,4 +1,5 @@
-"""`ModelRouter`: which model answers a step, and falling over when it cannot (DESIGN.md §4).
+"""`ModelRouter`: which model answers a step, and falling over when it cannot
+(docs/concepts/fallback.md).
 
 The primary (kimi-k2-6) answers unless (a) the request no longer fits its window — then the
 larger fallback (kimi-k2-5) is preferred over trimming — or (b) it failed recently and is

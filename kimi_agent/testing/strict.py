@@ -2,7 +2,7 @@
 
 Each check raises `Refusal(status, type, message)`; the app turns it into Moonshot's body
 `{"error": {"message": ..., "type": ...}}`. Messages start with "Invalid request: " like
-Moonshot's and quote Moonshot's wording where it is known (KIMI_WIRE.md), so a client's error
+Moonshot's and quote Moonshot's wording where it is known (docs/wire/kimi.md), so a client's error
 mapping can be tested against the simulator.
 
 Decisions where the documentation is silent (kept strict, so client bugs surface here):

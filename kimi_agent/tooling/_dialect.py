@@ -1,4 +1,4 @@
-"""Moonshot's JSON-schema dialect for tool parameters (KIMI_WIRE.md, "Tool schemas").
+"""Moonshot's JSON-schema dialect for tool parameters (docs/wire/schema-dialect.md).
 
 `check_moonshot` lists every place a schema breaks the dialect, in the form Moonshot uses in
 its 400 messages (`At path '...': ...`). `to_moonshot` rewrites a standard JSON schema (as

@@ -24,7 +24,7 @@ from kimi_agent.errors import *  # noqa: F403
 _EXPORTS: dict[str, str] = {
     "tool": "kimi_agent.tooling._tool",
     "Tool": "kimi_agent.tooling._tool",
-    "ToolRegistry": "kimi_agent.tooling._tool",
+    "ToolRegistry": "kimi_agent.tooling._registry",
     "RunContext": "kimi_agent.tooling._run_context",
     "Handoff": "kimi_agent.tooling._run_context",
     "GatewayClient": "kimi_agent.gateway._client",
@@ -105,8 +105,9 @@ if TYPE_CHECKING:
     from kimi_agent.sessions._sqlite import SQLiteSession, SQLiteStore
     from kimi_agent.sessions._trim import CacheAwareTrim, KeepRecentTurns, TrimPolicy
     from kimi_agent.tooling._records import ToolCallRecord
+    from kimi_agent.tooling._registry import ToolRegistry
     from kimi_agent.tooling._run_context import Handoff, RunContext
-    from kimi_agent.tooling._tool import Tool, ToolRegistry, tool
+    from kimi_agent.tooling._tool import Tool, tool
     from kimi_agent.tracing import instrument
 
 

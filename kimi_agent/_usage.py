@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from kimi_agent.wire import Usage
+if TYPE_CHECKING:  # only annotations: `import kimi_agent.tooling` need not load the wire types
+    from kimi_agent.wire import Usage
 
 
 @dataclass(slots=True)

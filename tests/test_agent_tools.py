@@ -10,7 +10,7 @@ from typing import Any
 import anyio
 import pytest
 
-from kimi_agent import Agent, MemorySession, RunContext, UsageLimits, tool
+from kimi_agent import Agent, MemorySession, RunContext, Tool, UsageLimits, tool
 from kimi_agent.errors import (
     MaxStepsExceededError,
     ToolRetriesExceededError,
@@ -339,3 +339,51 @@ async def test_a_shared_timeout_stops_only_the_calls_still_running() -> None:
     assert records[1].error_type == "ToolTimeoutError"
     assert "0.2 seconds" in sim.requests[-1].messages[-2]["content"]
     assert sorted(e.record.call_id for e in finished) == sorted(r.call_id for r in records)
+
+
+async def test_a_raw_schema_is_sent_normalised_and_its_real_constraints_still_hold() -> None:
+    schema = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "TicketArgs",
+        "type": "object",
+        "properties": {
+            "code": {"type": "string", "pattern": "^T[0-9]{3}$", "description": "工单号"},
+            "when": {"type": "string", "format": "date"},
+            "kind": {"oneOf": [{"const": "退货"}, {"const": "换货"}]},
+            "parent": {"$ref": "#/$defs/Node"},
+        },
+        "required": ["code", "kind"],
+        "$defs": {"Node": {"type": "object", "title": "Node", "properties": {
+            "code": {"type": "string"},
+            "parent": {"anyOf": [{"$ref": "#/$defs/Node"}, {"type": "null"}]}}}},
+    }
+    seen: list[dict[str, Any]] = []
+
+    def open_ticket(**kwargs: Any) -> str:
+        seen.append(kwargs)
+        return "已创建"
+
+    ticket = Tool.from_schema("open_ticket", "创建工单。", schema, open_ticket)
+
+    replies = iter([
+        Reply(tool_calls=[("open_ticket", {"code": "X1", "kind": "退货"})]),
+        Reply(tool_calls=[("open_ticket", {"code": "T123", "kind": "换货",
+                                           "parent": {"code": "T001"}})]),
+        Reply(text="已创建"),
+    ])
+
+    def responder(request: SimRequest) -> Reply:
+        return next(replies)
+
+    sim = GatewaySimulator(responder=responder)
+    async with sim_client(sim) as client:
+        result = await Agent(tools=[ticket], client=client).run("开个工单")
+    sent = sim.requests[0].tools[0]["function"]["parameters"]
+    assert sent["title"] == "TicketArgs" and "$defs" in sent, "walle takes titles and $defs"
+    assert sent["properties"]["kind"] == {"anyOf": [{"type": "string", "enum": ["退货"]},
+                                                    {"type": "string", "enum": ["换货"]}]}
+    assert "regular expression" in sent["properties"]["code"]["description"]
+    first, second = (step.tool_calls[0] for step in result.steps[:2])
+    assert first.status == "error" and "code" in first.result, "the pattern still holds"
+    assert second.status == "ok"
+    assert seen == [{"code": "T123", "kind": "换货", "parent": {"code": "T001"}}]

@@ -96,9 +96,20 @@ def test_complaint_is_handed_off_with_a_reason(demo: DemoRuns) -> None:
     assert "摘要 summary:" in out[status + 1] and "A1025" in out[status + 1]
 
 
+def test_refunds_go_to_the_refunds_agent_and_the_phone_number_is_masked(
+        demo: DemoRuns) -> None:
+    out = lines(demo.first)
+    handed = index(out, "⇄ 转接 hand-off: shop → refunds")
+    assert index(out, "🔧 request_refund", handed) > handed
+    masked = index(out, "🔒 个人信息已脱敏")
+    assert "138****5678" in out[masked] and "13812345678" not in "".join(out[masked:])
+    back = lines(demo.second)
+    assert index(back, "⇄ 转接 hand-off: refunds → shop") < index(back, "欢迎回来")
+
+
 def test_second_invocation_continues_the_session(demo: DemoRuns) -> None:
     assert "新会话" in demo.first
-    assert "继续之前的会话（15 条消息）" in demo.second
+    assert "继续之前的会话（17 条消息）" in demo.second
     assert "欢迎回来" in demo.second
     # the greeting remembers the refund made in the first process
     refund_id = next(line for line in lines(demo.first) if "退款单号 RF" in line)
@@ -108,7 +119,9 @@ def test_second_invocation_continues_the_session(demo: DemoRuns) -> None:
 
 
 def test_usage_summary_at_the_end(demo: DemoRuns) -> None:
-    for output, requests in ((demo.first, 6), (demo.second, 3)):
+    # the first visit: 2 + transfer + 2 for the refund (before and after the approval) + 1
+    # for the complaint; the second: the refunds desk hands back, then 2 steps
+    for output, requests in ((demo.first, 7), (demo.second, 4)):
         tail = output[output.index("── 用量 usage ──"):]
         assert f"请求 requests：{requests}" in tail
         assert "输入 prompt tokens：" in tail and "缓存命中 cached" in tail
@@ -163,7 +176,7 @@ def test_with_a_key_the_same_bot_runs_on_the_configured_gateway(tmp_path: Path) 
     assert "离线演示" not in done.stdout
     assert "已批准（真实网关模式下同样由演示脚本以人工客服身份批准" in done.stdout
     assert "status=handoff" in done.stdout
-    assert len(sim.requests) == 6 and all(r.ok for r in sim.requests)
+    assert len(sim.requests) == 7 and all(r.ok for r in sim.requests)
 
 
 def test_a_refund_left_waiting_is_decided_first(tmp_path: Path) -> None:

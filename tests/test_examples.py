@@ -138,7 +138,9 @@ async def test_web_service_conversation_approval_and_handoff(tmp_path: Path) -> 
 
         history = (await http.get("/api/conversation/messages",
                                   headers=token_for("u1001"))).json()["messages"]
-        assert [m["content"] for m in history if m["role"] == "user"] == list(FIRST_VISIT)
+        # what the customer typed, with the phone number masked by the bot's PII guardrail
+        masked = [text.replace("13812345678", "138****5678") for text in FIRST_VISIT]
+        assert [m["content"] for m in history if m["role"] == "user"] == masked
 
 
 async def test_web_service_customers_are_separate_and_concurrent(tmp_path: Path) -> None:

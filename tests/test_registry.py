@@ -135,3 +135,44 @@ def test_from_a_mix_of_tools_functions_and_registries() -> None:
     assert len(ToolRegistry.of(None)) == 0
     with pytest.raises(TypeError):
         ToolRegistry.of("get_order")  # type: ignore[arg-type]
+
+
+def test_tools_of_one_shape_share_the_work_but_not_their_schemas() -> None:
+    def make(i: int, with_context: bool) -> Tool:
+        if with_context:
+            def lookup(ctx: RunContext[None], order_id: str, limit: int = 3) -> str:
+                """查询。
+
+                Args:
+                    order_id: 订单号。
+                """
+                return f"{order_id}:{limit}"
+        else:
+            def lookup(order_id: str, limit: int = 3) -> str:  # type: ignore[misc]
+                """查询。
+
+                Args:
+                    order_id: 订单号。
+                """
+                return f"{order_id}:{limit}"
+        return Tool(lookup, name=f"lookup_{i}")
+
+    tools = [make(i, with_context=i % 2 == 1) for i in range(6)]
+    registry = ToolRegistry(tools)
+    assert len({json.dumps(t.parameters) for t in registry}) == 1
+    for each in tools:
+        assert each.parse_arguments('{"order_id": "A1"}') == {"order_id": "A1", "limit": 3}
+    tools[0].parameters["properties"]["order_id"]["description"] = "changed"
+    assert tools[2].parameters["properties"]["order_id"]["description"] == "订单号。"
+
+
+def test_importing_tool_does_not_load_the_http_or_async_stack() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys; from kimi_agent import tool, ToolRegistry; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & "
+            "{'anyio', 'httpx2', 'httpx', 'jsonschema', 'structlog', 'asyncio'}))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.strip() == "[]"

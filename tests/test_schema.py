@@ -59,7 +59,7 @@ class Contact(TypedDict):
 
 def _props(func: Callable[..., Any]) -> dict[str, Any]:
     params = function_schema(func).parameters
-    assert check_moonshot(params) == []
+    assert check_moonshot(params, "ultra") == []
     jsonschema.Draft202012Validator.check_schema(params)
     return params["properties"]  # type: ignore[no-any-return]
 
@@ -81,30 +81,33 @@ def _one(annotation: Any, **extra: Any) -> dict[str, Any]:
     (int | None, {"anyOf": [{"type": "integer"}, {"type": "null"}]}),
     (Union[int, str], {"anyOf": [{"type": "integer"}, {"type": "string"}]}),  # noqa: UP007
     (Literal["asc", "desc"], {"type": "string", "enum": ["asc", "desc"]}),
-    (Literal["only"], {"type": "string", "const": "only"}),
+    (Literal["only"], {"type": "string", "enum": ["only"]}),
     (Literal["a", 1], {"anyOf": [{"type": "string", "enum": ["a"]},
                                  {"type": "integer", "enum": [1]}]}),
     (Color, {"type": "string", "enum": ["red", "green"]}),
     (Priority, {"type": "integer", "enum": [1, 2]}),
     (list[int], {"type": "array", "items": {"type": "integer"}}),
     (list[Any], {"type": "array"}),
-    (tuple[str, int], {"type": "array", "prefixItems": [{"type": "string"}, {"type": "integer"}],
+    (tuple[str, int], {"type": "array", "description": "2 items in this order: string, integer",
+                       "items": {"anyOf": [{"type": "string"}, {"type": "integer"}]},
                        "minItems": 2, "maxItems": 2}),
+    (tuple[int, int], {"type": "array", "items": {"type": "integer"}, "minItems": 2,
+                       "maxItems": 2}),
     (tuple[int, ...], {"type": "array", "items": {"type": "integer"}}),
-    (set[str], {"type": "array", "items": {"type": "string"}, "uniqueItems": True}),
-    (frozenset[int], {"type": "array", "items": {"type": "integer"}, "uniqueItems": True}),
+    (set[str], {"type": "array", "description": "Items must be unique",
+                "items": {"type": "string"}}),
+    (frozenset[int], {"type": "array", "description": "Items must be unique",
+                      "items": {"type": "integer"}}),
     (dict[str, float], {"type": "object", "additionalProperties": {"type": "number"}}),
     (dict[str, Any], {"type": "object", "additionalProperties": True}),
-    (dt.datetime, {"type": "string", "format": "date-time"}),
-    (dt.date, {"type": "string", "format": "date"}),
-    (dt.time, {"type": "string", "format": "time"}),
-    (uuid.UUID, {"type": "string", "format": "uuid"}),
+    (dt.datetime, {"type": "string", "description": "Format: date-time"}),
+    (dt.date, {"type": "string", "description": "Format: date"}),
+    (dt.time, {"type": "string", "description": "Format: time"}),
+    (uuid.UUID, {"type": "string", "description": "Format: uuid"}),
     (Decimal, {"anyOf": [{"type": "number"}, {"type": "string"}]}),
 ])
 def test_simple_types(annotation: Any, expected: dict[str, Any]) -> None:
     schema = _one(annotation)
-    if annotation is Decimal:  # pydantic adds a pattern to the string branch
-        schema["anyOf"][1].pop("pattern", None)
     assert schema == expected
 
 
@@ -117,12 +120,12 @@ def test_nested_pydantic_model_is_inlined() -> None:
                 "type": "object", "description": "收货地址。",
                 "properties": {
                     "city": {"type": "string", "description": "城市"},
-                    "street": {"anyOf": [{"type": "string"}, {"type": "null"}],
-                               "default": None},
+                    "street": {"anyOf": [{"type": "string"}, {"type": "null"}]},
                 },
                 "required": ["city"],
             },
-            "tags": {"type": "array", "items": {"type": "string"}, "default": []},
+            "tags": {"type": "array", "description": "Default: []",
+                     "items": {"type": "string"}},
         },
         "required": ["order_id", "ship_to"],
     }
@@ -152,7 +155,14 @@ def test_annotated_field_constraints_and_description() -> None:
     schema = _one(Annotated[int, Field(ge=1, le=10, description="数量")])
     assert schema == {"type": "integer", "description": "数量", "minimum": 1, "maximum": 10}
     text = _one(Annotated[str, Field(min_length=2, pattern=r"^A\d+$")])
-    assert text == {"type": "string", "pattern": r"^A\d+$", "minLength": 2}
+    # walle's default level has no pattern: the model reads it, pydantic enforces it
+    assert text == {"type": "string", "minLength": 2,
+                    "description": 'Must match the regular expression "^A\\\\d+$"'}
+    bounded = _one(Annotated[int, Field(gt=0, lt=10, multiple_of=2)])
+    assert bounded == {"type": "integer", "minimum": 1, "maximum": 9,
+                       "description": "A multiple of 2"}
+    ratio = _one(Annotated[float, Field(gt=0, le=1)])
+    assert ratio == {"type": "number", "maximum": 1, "description": "Greater than 0"}
 
 
 def test_defaults_make_parameters_optional() -> None:
@@ -163,7 +173,7 @@ def test_defaults_make_parameters_optional() -> None:
     assert params["required"] == ["query"]
     assert params["properties"]["limit"] == {"type": "integer", "default": 5}
     assert params["properties"]["color"]["default"] == "red"
-    assert params["properties"]["since"]["default"] is None
+    assert "default" not in params["properties"]["since"]  # optional says it
     assert params["additionalProperties"] is False
     assert list(params) == ["type", "properties", "required", "additionalProperties"]
 
@@ -307,14 +317,39 @@ def test_string_like_keys_are_accepted() -> None:
     assert _one(dict[Color, int])["type"] == "object"
 
 
-def test_recursive_model_is_refused_clearly() -> None:
+def test_recursive_model_stays_a_reference_under_defs() -> None:
     class Node(BaseModel):
+        """树的节点。"""
+
         value: int
         children: list[Node] = []
 
-    def f(tree: Node) -> None: ...
+    def f(tree: Node, label: str = "") -> None:
+        """处理一棵树。
 
-    _refused(f, "tool 'f'", "recursive")
+        Args:
+            tree: 要处理的树。
+        """
+
+    t = tool(f)
+    params = t.parameters
+    assert check_moonshot(params, "ultra") == []
+    assert params["properties"]["tree"] == {"description": "要处理的树。",
+                                            "anyOf": [{"$ref": "#/$defs/Node"}]}
+    assert params["$defs"]["Node"]["properties"]["children"]["items"] == {
+        "$ref": "#/$defs/Node"}
+    jsonschema.Draft202012Validator.check_schema(params)
+    tree = {"value": 1, "children": [{"value": 2, "children": [{"value": 3}]}]}
+    assert t.parse_arguments(json.dumps({"tree": tree}))["tree"].children[0].value == 2
+
+
+def test_recursion_without_an_end_is_refused_as_walle_would() -> None:
+    class Loop(BaseModel):
+        next: Loop
+
+    def f(start: Loop) -> None: ...
+
+    _refused(f, "tool 'f'", "infinite recursion")
 
 
 def test_two_contexts_and_nested_context_are_refused() -> None:
@@ -361,3 +396,17 @@ def test_output_schema_is_normalised() -> None:
 def test_output_schema_refuses_what_has_no_schema() -> None:
     with pytest.raises(ConfigurationError):
         output_schema(socket.socket)
+
+
+def test_a_default_that_looks_like_a_schema_is_data() -> None:
+    # pydantic rewrites $refs by walking the whole schema, defaults included: a default with
+    # a "$defs" or "$ref" key used to crash it (or be rewritten)
+    weird = [{"$defs": None, "$ref": "#/$defs/Item"}]
+
+    def f(rows: list[dict[str, str | None]] = weird, item: Item | None = None) -> None: ...
+
+    t = tool(f)
+    rows = t.parameters["properties"]["rows"]
+    assert rows["description"] == 'Default: [{"$defs": null, "$ref": "#/$defs/Item"}]'
+    assert check_moonshot(t.parameters, "ultra") == []
+    assert t.parse_arguments("{}")["rows"] == weird

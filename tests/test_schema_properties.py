@@ -3,8 +3,10 @@
 hypothesis draws parameter names (awkward ones included: `json`, `title`, `properties`,
 Chinese identifiers), types built from every supported kind, and defaults; a function with that
 signature is built on the fly. For each: the schema passes the Draft 2020-12 meta-schema and
-Moonshot's dialect; values drawn for the types, sent as the model would (JSON), validate
-against the published schema and come back from `parse_arguments` equal to what was drawn.
+walle's default level of Moonshot's dialect (or the tool is refused, naming a parameter whose
+name the dialect reserves); values drawn for the types, sent as the model would (JSON),
+validate against the published schema and come back from `parse_arguments` equal to what was
+drawn.
 """
 
 from __future__ import annotations
@@ -20,14 +22,15 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal, Optional
 
 import jsonschema
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, Field
 from pydantic_core import to_jsonable_python
 from typing_extensions import TypedDict
 
-from kimi_agent import tool
-from kimi_agent.tooling._dialect import check_moonshot
+from kimi_agent import ToolDefinitionError, tool
+from kimi_agent.tooling._dialect import RESERVED_NAMES, check_moonshot
 
 
 class Size(enum.Enum):
@@ -106,7 +109,8 @@ KINDS: st.SearchStrategy[Kind] = st.recursive(st.sampled_from(BASE), _extend, ma
 
 _NAMES = st.one_of(
     st.from_regex(r"[a-z_][a-z0-9_]{0,12}", fullmatch=True),
-    st.sampled_from(["json", "title", "properties", "type", "required", "model_config",
+    st.sampled_from(["json", "title", "properties", "type", "required", "anyOf",
+                     "additionalProperties", "model_config",
                      "schema", "copy", "_private", "订单号", "城市"]),
 ).filter(lambda n: n.isidentifier() and not keyword.iskeyword(n))
 
@@ -141,10 +145,15 @@ def _function(params: list[tuple[str, Any, st.SearchStrategy[Any], Any]]) -> Any
 def test_random_signatures_give_valid_schemas_and_round_trip(
     data: st.DataObject, params: list[tuple[str, Any, st.SearchStrategy[Any], Any]]
 ) -> None:
+    reserved = [name for name, *_ in params if name in RESERVED_NAMES]
+    if reserved:  # walle refuses these property names: the tool is refused, clearly
+        with pytest.raises(ToolDefinitionError, match=f"parameter {reserved[0]!r} cannot"):
+            tool(_function(params))
+        return
     t = tool(_function(params))
     schema = t.parameters
     jsonschema.Draft202012Validator.check_schema(schema)
-    assert check_moonshot(schema) == []
+    assert check_moonshot(schema, "ultra") == []
     assert list(schema["properties"]) == [name for name, *_ in params]
     assert schema["required"] == [n for n, _, _, d in params if d is inspect.Parameter.empty]
     json.dumps(t.definition, ensure_ascii=False)  # the definition is plain JSON

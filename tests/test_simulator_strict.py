@@ -276,16 +276,11 @@ async def test_tool_choice_other_than_auto_or_none_is_400(
 @pytest.mark.parametrize(
     "parameters",
     [
-        {
-            "type": "object",
-            "properties": {"o": {"$ref": "#/$defs/O"}},
-            "$defs": {"O": {"type": "string"}},
-        },
         {"type": "object", "properties": {"status": {"enum": ["paid", "shipped"]}}},
-        {"type": "object", "properties": {"x": {"type": "string", "title": "X"}}},
         {"type": "object", "properties": {"x": {"type": "array", "items": [{"type": "string"}]}}},
         {"type": "object", "properties": {"x": {"type": "string", "anyOf": [{"type": "string"}]}}},
-        {"type": "array", "items": {"type": "string"}},
+        {"type": "object", "properties": {"required": {"type": "string"}}},
+        {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["b"]},
     ],
 )
 async def test_tool_schema_outside_the_dialect_is_400(

@@ -40,7 +40,7 @@ def test_context_with_an_unresolvable_deps_type_is_hidden() -> None:
     assert refund.context_param == "ctx"
     assert refund.parameters["properties"] == {
         "order_id": {"type": "string", "description": "订单号。"},
-        "amount": {"type": "number", "description": "金额（元）", "exclusiveMinimum": 0},
+        "amount": {"type": "number", "description": "金额（元） (greater than 0)"},
     }
     assert refund.parse_arguments('{"order_id": "A1", "amount": "2.5"}') == {
         "order_id": "A1", "amount": 2.5}

@@ -44,8 +44,9 @@ from kimi_agent.models._profiles import DEFAULT_PROFILES, ModelProfile, ModelPro
 from kimi_agent.models._router import ModelRouter
 from kimi_agent.sessions._protocol import Session, SessionState
 from kimi_agent.sessions._trim import CacheAwareTrim, TrimPolicy
-from kimi_agent.tooling._executor import ToolExecutor
-from kimi_agent.tooling._tool import Tool, ToolRegistry
+from kimi_agent.tooling._executor import DEFAULT_MAX_RESULT_CHARS, ToolExecutor
+from kimi_agent.tooling._registry import ToolRegistry
+from kimi_agent.tooling._tool import Tool
 from kimi_agent.tooling._toolset import Toolset
 from kimi_agent.wire import Message
 
@@ -67,6 +68,8 @@ class Agent(Generic[OutputT]):
     wrap its runs, model calls and tool executions (tracing, durable execution).
     `run_timeout` bounds a whole run (default 10 minutes; None for none); `busy_timeout` is
     how long a run waits for another run on the same conversation to finish.
+    `max_tool_result_chars` caps each tool result sent to the model (a tool's own
+    `max_result_chars` wins; None: no cap), with a note to the model that it was cut.
 
     `instructions` may be a function of the run's `RunContext` (sync or async), evaluated
     once per run so the system prompt stays byte-stable across its steps. `handoffs` are
@@ -108,6 +111,7 @@ class Agent(Generic[OutputT]):
         input_guardrails: Sequence[Guardrail] = (),
         output_guardrails: Sequence[Guardrail] = (),
         tool_guardrails: Sequence[Guardrail] = (),
+        max_tool_result_chars: int | None = DEFAULT_MAX_RESULT_CHARS,
     ) -> None:
         profiles = profiles or DEFAULT_PROFILES
         primary = profiles.get(model)
@@ -132,7 +136,8 @@ class Agent(Generic[OutputT]):
             router=self.router,
             registry=self.registry,
             executor=ToolExecutor(self.registry, max_parallel=max_parallel_tools,
-                                  default_timeout=tool_timeout, logger=logger),
+                                  default_timeout=tool_timeout, logger=logger,
+                                  max_result_chars=max_tool_result_chars),
             request=RequestParts(instructions, output, self.registry),
             output=output,
             max_steps=max_steps,

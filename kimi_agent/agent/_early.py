@@ -21,8 +21,8 @@ import anyio.abc
 
 from kimi_agent.tooling._executor import OnCall, ToolExecutor
 from kimi_agent.tooling._records import ToolCallRecord
+from kimi_agent.tooling._registry import ToolRegistry
 from kimi_agent.tooling._run_context import RunContext
-from kimi_agent.tooling._tool import ToolRegistry
 from kimi_agent.wire import ChatCompletionChunk, FunctionCall, ToolCall
 
 

@@ -55,7 +55,7 @@ from kimi_agent.sessions._protocol import (
     WindowedSession,
 )
 from kimi_agent.sessions._trim import CacheAwareTrim, KeepRecentTurns
-from kimi_agent.tooling._run_context import RunContext, RunSignals
+from kimi_agent.tooling._run_context import RunContext, RunSignals, reply_id_of
 from kimi_agent.wire import (
     AssistantMessage,
     ChatCompletion,
@@ -70,7 +70,7 @@ from kimi_agent.wire import (
 if TYPE_CHECKING:
     from kimi_agent.agent._run_config import RunConfig
     from kimi_agent.gateway._client import GatewayClient
-    from kimi_agent.tooling._tool import ToolRegistry
+    from kimi_agent.tooling._registry import ToolRegistry
 
 OutputT = TypeVar("OutputT")
 Emit = Callable[[ev.Event], Awaitable[None]]
@@ -304,9 +304,12 @@ class RunLoop(Generic[OutputT]):
                             else INTERRUPTED_TEXT) for c in missing])
             await forget_approved(self.session, [c.id for c in missing])
 
-    def _context(self, step: int, model: str) -> RunContext[Any]:
+    def _context(self, step: int, model: str,
+                 reply: AssistantMessage | None = None) -> RunContext[Any]:
         return RunContext(deps=self.deps, run_id=self.run_id, step=step, model=model,
-                          usage=self.usage, signals=self.signals)
+                          usage=self.usage, signals=self.signals,
+                          session_id=None if self.session is None else self.session.session_id,
+                          reply_id=None if reply is None else reply_id_of(reply))
 
     # ------------------------------------------------------------------ requests
 
@@ -570,6 +573,7 @@ class RunLoop(Generic[OutputT]):
         self, message: AssistantMessage | None, calls: list[ToolCall], profile: ModelProfile,
         record: StepRecord, approved: frozenset[str] = frozenset(),
         decided: Sequence[ToolCallRecord] = (), call_order: Sequence[str] = (),
+        reply: AssistantMessage | None = None,
     ) -> RunStatus | None:
         """Run the calls of a reply and commit the step (with `message` unless it is None,
         i.e. already committed); returns the status that ends the run, if any.
@@ -577,7 +581,7 @@ class RunLoop(Generic[OutputT]):
         A fresh step runs every call of the reply; a resumed step (`message` None) runs the
         approved calls and adds `decided`, the records of calls a person rejected. Both go
         through here, so failures are counted and results ordered the same way."""
-        ctx = self._context(record.index, profile.name)
+        ctx = self._context(record.index, profile.name, message or reply)
         starter, self._starter = self._starter, None
         early = [] if starter is None or not profile.parallel_tool_calls else [
             (call, started) for call in calls if (started := starter.claim(call)) is not None]
@@ -640,7 +644,7 @@ class RunLoop(Generic[OutputT]):
         await remember_approved(self.session, [c.id for c in calls])
         with anyio.CancelScope(shield=bool(calls)):
             status = await self._tool_step(None, calls, profile, record, approved, refusals,
-                                           order)
+                                           order, call_message)
             await forget_approved(self.session, [c.id for c in calls])
         if status is not None:
             return await self._finish(status, None, "tool_calls")

@@ -14,8 +14,8 @@ from typing import Any
 from kimi_agent._tokens import estimate_tools, estimate_wire_message
 from kimi_agent.agent._output import OutputSpec
 from kimi_agent.models._profiles import ModelProfile
+from kimi_agent.tooling._registry import ToolRegistry
 from kimi_agent.tooling._run_context import RunContext
-from kimi_agent.tooling._tool import ToolRegistry
 from kimi_agent.wire import SystemMessage
 
 Instructions = str | Callable[[RunContext[Any]], str | Awaitable[str]] | None

@@ -19,7 +19,7 @@ from kimi_agent.models._profiles import ModelProfile
 from kimi_agent.models._router import ModelRouter
 from kimi_agent.sessions._trim import TrimPolicy
 from kimi_agent.tooling._executor import ToolExecutor
-from kimi_agent.tooling._tool import ToolRegistry
+from kimi_agent.tooling._registry import ToolRegistry
 
 
 @dataclass(frozen=True, slots=True)

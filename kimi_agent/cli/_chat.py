@@ -42,7 +42,7 @@ from kimi_agent.cli.terminal import (
 from kimi_agent.errors import KimiAgentError
 from kimi_agent.gateway._client import DEFAULT_BASE_URL, GatewayClient
 from kimi_agent.sessions._protocol import MemorySession, Session
-from kimi_agent.tooling._tool import ToolRegistry
+from kimi_agent.tooling._registry import ToolRegistry
 from kimi_agent.tracing._summary import TraceSummary
 from kimi_agent.wire import AssistantMessage, Message, UserMessage
 

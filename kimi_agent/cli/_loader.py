@@ -5,7 +5,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from kimi_agent.tooling._tool import Tool, ToolRegistry
+from kimi_agent.tooling._registry import ToolRegistry
+from kimi_agent.tooling._tool import Tool
 
 
 def load_tools(target: str) -> Any:

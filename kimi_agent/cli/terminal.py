@@ -166,6 +166,10 @@ class EventPrinter:
         elif isinstance(event, ev.ToolCallFinished):
             self._end_line()
             self._write(record_line(event.record, self._s) + "\n")
+        elif isinstance(event, ev.HandoffActivated):
+            self._end_line()
+            self._write(self._s.cyan(f"  ⇄ 转接 hand-off: {event.source} → {event.target}")
+                        + "\n")
         elif isinstance(event, ev.FallbackActivated):
             self._end_line()
             self._write(self._s.yellow(f"  ↪ 切换到备用模型 {event.to_model}（{event.reason}）")

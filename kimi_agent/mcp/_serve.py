@@ -22,8 +22,9 @@ from typing import Any
 import anyio
 
 from kimi_agent.errors import ToolCallError
+from kimi_agent.tooling._registry import ToolRegistry
 from kimi_agent.tooling._run_context import RunContext
-from kimi_agent.tooling._tool import Tool, ToolRegistry, format_result
+from kimi_agent.tooling._tool import Tool, format_result
 
 __all__ = ["run", "select_tools"]
 

@@ -9,8 +9,9 @@ reply's calls (concurrently or one by one) is internal to this room.
 from __future__ import annotations
 
 from kimi_agent.tooling._records import CallStatus, ToolCallRecord
+from kimi_agent.tooling._registry import ToolRegistry
 from kimi_agent.tooling._run_context import Handoff, RunContext
-from kimi_agent.tooling._tool import Tool, ToolRegistry, format_result, tool
+from kimi_agent.tooling._tool import Tool, format_result, tool
 from kimi_agent.tooling._toolset import Toolset
 
 __all__ = ["CallStatus", "Handoff", "RunContext", "Tool", "ToolCallRecord", "ToolRegistry",

@@ -16,13 +16,14 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import jsonschema  # type: ignore[import-untyped, unused-ignore]
 from pydantic import BaseModel, ValidationError
 
 from kimi_agent.errors import ToolArgumentError
 
-__all__ = ["ArgumentParser", "ModelArguments", "SchemaArguments", "describe_schema"]
+__all__ = ["ArgumentParser", "ModelArguments", "SchemaArguments", "clean_text", "describe_schema"]
 
+_DECODER = json.JSONDecoder(strict=False)
+"""`json.loads(s, strict=False)` builds a decoder per call; one is enough."""
 _SHOW_LIMIT = 80
 _RAW_LIMIT = 200
 
@@ -98,8 +99,17 @@ class ArgumentParser:
         )
 
     def parse(self, raw: str | None) -> dict[str, Any]:
-        """`raw` (the model's `arguments` string) → keyword arguments for the function."""
-        return self.validate(self.load(raw))
+        """`raw` (the model's `arguments` string) → keyword arguments for the function.
+
+        Raises:
+            ToolArgumentError: the arguments are not a JSON object or do not validate.
+        """
+        data = self.load(raw)
+        try:
+            return self.validate(data)
+        except RecursionError:
+            raise self._error(["the arguments are nested too deeply to be checked"],
+                              hint=True) from None
 
     def validate(self, data: dict[str, Any]) -> dict[str, Any]:  # pragma: no cover
         raise NotImplementedError
@@ -109,20 +119,28 @@ class ArgumentParser:
         object encoded twice (a JSON string holding the object) is unwrapped."""
         if raw is None or not raw.strip():
             return {}
+        raw = clean_text(raw)
         try:
-            data = json.loads(raw, strict=False)
+            data = _DECODER.decode(raw)
         except json.JSONDecodeError as exc:
             problem = (
                 f"the arguments are not valid JSON: {exc.msg} at line {exc.lineno}, "
                 f"column {exc.colno} (character {exc.pos}); received: {_excerpt(raw, exc.pos)}"
             )
             raise self._error([problem], hint=True) from None
+        except RecursionError:
+            raise self._error(["the arguments are nested too deeply; send a flatter JSON "
+                               "object"], hint=True) from None
+        except ValueError as exc:  # e.g. an integer with more digits than Python converts
+            raise self._error([f"the arguments cannot be read: {exc}"], hint=True) from None
         if isinstance(data, str):
             try:
-                inner = json.loads(data, strict=False)
-            except json.JSONDecodeError:
+                inner = _DECODER.decode(data)
+            except (ValueError, RecursionError):
                 inner = None
             data = inner if isinstance(inner, dict) else data
+        if _ESCAPED_SURROGATE.search(raw):
+            data = _clean(data)
         if data is None:
             return {}
         if not isinstance(data, dict):
@@ -193,11 +211,20 @@ class ModelArguments(ArgumentParser):
 
 
 class SchemaArguments(ArgumentParser):
-    """Validate with a jsonschema validator (tools declared with a raw JSON schema)."""
+    """Validate with a jsonschema validator (tools declared with a raw JSON schema).
 
-    def __init__(self, tool_name: str, parameters: Mapping[str, Any]) -> None:
+    `parameters` is what the model sees (it words the hints); `validation` is the schema the
+    arguments must satisfy, by default the same.
+    """
+
+    def __init__(self, tool_name: str, parameters: Mapping[str, Any],
+                 validation: Mapping[str, Any] | None = None) -> None:
+        import jsonschema  # type: ignore[import-untyped, unused-ignore]  # deferred: only raw schemas need it
+
         super().__init__(tool_name, parameters)
-        self._validator = jsonschema.Draft202012Validator(parameters)
+        schema = parameters if validation is None else validation
+        self._validator = jsonschema.validators.validator_for(
+            schema, default=jsonschema.Draft202012Validator)(schema)
 
     def validate(self, data: dict[str, Any]) -> dict[str, Any]:
         errors = list(self._validator.iter_errors(data))
@@ -239,6 +266,28 @@ class SchemaArguments(ArgumentParser):
 
 
 # --------------------------------------------------------------------------- helpers
+
+_LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
+_ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def clean_text(text: str) -> str:
+    """`text` with each lone surrogate (which UTF-8 cannot carry) replaced by U+FFFD;
+    well-formed surrogate pairs become the character they encode."""
+    if not _LONE_SURROGATE.search(text):
+        return text
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, list):
+        return [_clean(item) for item in value]
+    if isinstance(value, dict):
+        return {clean_text(k): _clean(v) for k, v in value.items()}
+    return value
+
 
 
 def _pydantic_path(loc: tuple[int | str, ...], data: Any, kind: str) -> str:

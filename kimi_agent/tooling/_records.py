@@ -21,8 +21,14 @@ class ToolCallRecord:
     """What went back to the model in the tool message."""
     error: str | None = None
     error_type: str | None = None
+    """The exception's class name; "timeout_unknown_outcome" for a sync tool abandoned at
+    its timeout (see `outcome_unknown`), "NotFinished" for a call its step could not finish."""
     started_at: float = 0.0
     finished_at: float = 0.0
+    outcome_unknown: bool = False
+    """True when the call's work may have happened (or may still happen) although it did not
+    report back: a sync tool still running past its timeout, an interrupted call. The model
+    was told not to repeat it; a person or a reconciliation job should check the effect."""
 
     @property
     def duration(self) -> float:

@@ -2,47 +2,51 @@
 
 pydantic describes the types (and later validates and converts the model's arguments with
 the very model built here, once, when the tool is created); `docstrings` supplies the
-descriptions; `dialect.to_moonshot` rewrites the result into Moonshot's JSON-schema dialect.
-Every schema leaving this module has passed `check_moonshot` and the Draft 2020-12
-meta-schema, so a tool that exists is a tool the gateway accepts.
+descriptions; `_normalise.to_moonshot` rewrites the result into Moonshot's dialect. A schema
+made from a signature passes walle's default (`ultra`) level; a raw schema (`raw_schema`)
+must pass its `strict` level, the one Moonshot's server applies. So a tool that exists is a
+tool the gateway accepts (docs/wire/schema-dialect.md).
 """
 
 from __future__ import annotations
 
+import collections
 import collections.abc
-import dataclasses
-import enum
 import inspect
+import json
 import re
-import sys
-import types
-import typing
-import warnings
-from collections.abc import Callable, Mapping
+import threading
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, Union
+from typing import Any
 
-import jsonschema  # type: ignore[import-untyped, unused-ignore]
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, create_model
-from pydantic.fields import FieldInfo
-from pydantic.json_schema import PydanticJsonSchemaWarning
-from typing_extensions import is_typeddict
+from pydantic import BaseModel, TypeAdapter
 
 from kimi_agent.errors import ConfigurationError, ToolDefinitionError
-from kimi_agent.tooling._dialect import check_moonshot, to_moonshot
+from kimi_agent.tooling._annotations import (
+    _check_type,
+    _is_context,
+    _type_hints,
+)
+from kimi_agent.tooling._dialect import RESERVED_NAMES, Level, check_moonshot
 from kimi_agent.tooling._docstrings import parse_docstring
-from kimi_agent.tooling._run_context import RunContext
+from kimi_agent.tooling._normalise import to_moonshot
+from kimi_agent.tooling._pydantic import (
+    _arguments_model,
+    _field,
+    _json_schema,
+    _model_schema,
+)
 
 __all__ = [
     "FunctionSchema",
+    "RawSchema",
     "find_context_param",
     "function_schema",
-    "moonshot_schema",
     "output_schema",
+    "raw_schema",
 ]
 
-_CONTEXT_STRING = re.compile(r"^\s*(?:[\w.]+\.)?RunContext\b")
-_ARGUMENTS_CONFIG = ConfigDict(extra="forbid")
 _PROBLEM_PATH = re.compile(r"^At path 'properties\.([^.']+)([^']*)': ")
 
 
@@ -126,24 +130,34 @@ def function_schema(
                 )
             context_param = param.name
             continue
+        if param.name in RESERVED_NAMES:
+            raise ToolDefinitionError(
+                f"tool {owner!r}: parameter {param.name!r} cannot have this name: Moonshot's "
+                f"schema dialect reserves the property names {', '.join(sorted(RESERVED_NAMES))}"
+                "; rename the parameter")
         _check_type(hint, owner, param.name, top=True, seen=set())
         field_name = f"p{index}"
         fields[field_name] = _field(hint, param, doc.params.get(param.name))
         names.append((field_name, param.name))
 
-    model = _arguments_model(owner, fields, names)
-    raw = _model_schema(model, owner, fields, names)
-    normalised = moonshot_schema(raw, owner)
-    parameters: dict[str, Any] = {
-        "type": "object",
-        "properties": normalised.get("properties", {}),
-        "required": normalised.get("required", []),
-        "additionalProperties": False,
-    }
+    key = _shape_key(fields, names)
+    with _SHAPES_LOCK:
+        cached = _SHAPES.get(key) if key is not None else None
+        if cached is not None:
+            _SHAPES.move_to_end(key)
+    if cached is not None:
+        model, parameters = cached
+    else:
+        model, parameters = _build(owner, fields, names)
+        if key is not None:
+            with _SHAPES_LOCK:
+                _SHAPES[key] = (model, parameters)
+                if len(_SHAPES) > _SHAPES_KEPT:
+                    _SHAPES.popitem(last=False)
     return FunctionSchema(
         name=owner,
         description=description if description is not None else doc.description,
-        parameters=moonshot_schema(parameters, owner),
+        parameters=_copy(parameters) if cached is not None else parameters,
         context_param=context_param,
         model=model,
         fields=tuple(names),
@@ -151,41 +165,175 @@ def function_schema(
     )
 
 
-def moonshot_schema(schema: Mapping[str, Any], owner: str) -> dict[str, Any]:
-    """`schema` normalised to the dialect and checked (dialect, then Draft 2020-12)."""
+_SHAPES: collections.OrderedDict[Hashable, tuple[type[BaseModel], dict[str, Any]]] = \
+    collections.OrderedDict()
+_SHAPES_KEPT = 512
+_SHAPES_LOCK = threading.Lock()
+"""Signatures already described, by shape: many tools share one (an MCP server's, a
+family of look-ups), and pydantic's model and schema are most of a tool's creation cost."""
+
+
+def _copy(node: Any) -> Any:
+    """A copy of a JSON value (dicts and lists copied, scalars shared)."""
+    if isinstance(node, dict):
+        return {key: _copy(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_copy(item) for item in node]
+    return node
+
+
+def _shape_key(fields: dict[str, Any], names: list[tuple[str, str]]) -> Hashable | None:
+    """What the model and schema of a signature depend on, or None when it is not hashable
+    (a mutable default, say: such signatures are described each time)."""
+    parts = []
+    for field_name, param in names:
+        annotation, info = fields[field_name]
+        parts.append((field_name, param, annotation, info.default, info.description))
+    key = tuple(parts)
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
+def _build(owner: str, fields: dict[str, Any],
+           names: list[tuple[str, str]]) -> tuple[type[BaseModel], dict[str, Any]]:
+    model = _arguments_model(owner, fields, names)
+    out = to_moonshot(_model_schema(model, owner, fields, names))
+    parameters: dict[str, Any] = {
+        "type": "object",
+        "properties": out.get("properties", {}),
+        "required": out.get("required", []),
+        "additionalProperties": False,
+    }
+    if "$defs" in out:
+        parameters["$defs"] = out["$defs"]
+    _checked(parameters, owner, "ultra")
+    for name, prop in parameters["properties"].items():
+        where = _untyped(prop)
+        if where is not None:
+            at = f" (at {where})" if where else ""
+            raise ToolDefinitionError(
+                f"tool {owner!r}: parameter {name!r}{at} has a schema without a type, which "
+                "tells the model nothing (walle: every subschema declares its type); "
+                "use a type JSON can carry")
+    return model, parameters
+
+
+@dataclass(frozen=True, slots=True)
+class RawSchema:
+    """A raw parameters schema made ready: `parameters` goes to the gateway, `validation`
+    checks the model's arguments (the schema as given when it is a valid JSON schema, so
+    that constraints moved into descriptions are still enforced)."""
+
+    parameters: dict[str, Any]
+    validation: dict[str, Any]
+
+
+def raw_schema(schema: Any, owner: str) -> RawSchema:
+    """A schema another service wrote, normalised to the dialect and checked at walle's
+    `strict` level (what Moonshot's server requires).
+
+    Raises:
+        ToolDefinitionError: the schema is not a JSON object schema, or cannot be made to
+            pass the dialect (the message carries walle's `At path '...': ...` reasons).
+    """
     if not isinstance(schema, Mapping):
         raise ToolDefinitionError(f"tool {owner!r}: the parameters schema must be a JSON object")
     try:
-        out = to_moonshot(schema)
+        original = json.loads(json.dumps(schema, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise ToolDefinitionError(
+            f"tool {owner!r}: the parameters schema is not plain JSON ({exc})") from exc
+    try:
+        out = to_moonshot(original, keep_titles=True)
     except ValueError as exc:
         raise ToolDefinitionError(f"tool {owner!r}: {exc}") from exc
-    problems = check_moonshot(out)
-    if problems:
-        raise ToolDefinitionError(
-            f"tool {owner!r}: the parameters schema is outside Moonshot's dialect: "
-            + "; ".join(_PROBLEM_PATH.sub(_name_parameter, p) for p in problems)
-        )
-    try:
-        jsonschema.Draft202012Validator.check_schema(out)
-    except jsonschema.SchemaError as exc:
-        where = "/".join(str(p) for p in exc.absolute_path) or "(root)"
-        raise ToolDefinitionError(
-            f"tool {owner!r}: the parameters schema is not a valid JSON schema "
-            f"(Draft 2020-12) at {where}: {exc.message}"
-        ) from exc
-    return out
+    if check_moonshot(out, "strict") or out.get("type") != "object":
+        # the rewrite exposed something walle does not look at in the original (inside a
+        # keyword it ignores, say): what the server accepts is the original, if it is sound
+        if not check_moonshot(original, "strict") and original.get("type") == "object" \
+                and _schema_problem(original) is None:
+            out = original
+        else:
+            _checked(out, owner, "strict")
+            _checked(original, owner, "strict")
+            raise ToolDefinitionError(
+                f"tool {owner!r}: At path 'root': the parameters of a tool must be an object "
+                "schema (\"type\": \"object\"); the model's arguments are always a JSON "
+                "object")
+    problem = _schema_problem(out)
+    if problem is not None:
+        raise ToolDefinitionError(f"tool {owner!r}: the parameters schema is not a valid JSON "
+                                  f"schema: {problem}")
+    return RawSchema(out, original if _schema_problem(original) is None else out)
+
+
+def _untyped(node: Any, where: str = "") -> str | None:
+    """The path of the first subschema that declares no type (`{}` says "anything"), or
+    None. Only `additionalProperties` may be anything."""
+    if not isinstance(node, dict):
+        return None
+    if not {"type", "anyOf", "$ref", "enum"} & node.keys():
+        return where
+    for key in ("items",):
+        if isinstance(node.get(key), dict):
+            found = _untyped(node[key], f"{where}.{key}".lstrip("."))
+            if found is not None:
+                return found
+    for name, child in (node.get("properties") or {}).items():
+        found = _untyped(child, f"{where}.{name}".lstrip("."))
+        if found is not None:
+            return found
+    for child in node.get("anyOf") or ():
+        found = _untyped(child, where)
+        if found is not None:
+            return found
+    return None
+
+
+def _checked(schema: dict[str, Any], owner: str, level: Level) -> None:
+    """Refuse `schema` when walle's `level` does. A raw schema's problems keep walle's own
+    form (`At path 'properties.x': ...`, the schema's author thinks in JSON); a generated
+    schema's name the parameter."""
+    problems = check_moonshot(schema, level)
+    if not problems:
+        return
+    if level == "ultra":
+        problems = [_PROBLEM_PATH.sub(_name_parameter, p) for p in problems]
+    raise ToolDefinitionError(
+        f"tool {owner!r}: the parameters schema is outside Moonshot's dialect "
+        f"(walle, {level} level): " + "; ".join(problems))
+
+
+def _schema_problem(schema: dict[str, Any]) -> str | None:
+    """Why `schema` is not a valid JSON schema of the draft it declares (2020-12 if none)."""
+    import jsonschema  # type: ignore[import-untyped, unused-ignore]  # raw schemas only
+
+    validator = jsonschema.validators.validator_for(
+        schema, default=jsonschema.Draft202012Validator)
+    error = jsonschema.exceptions.best_match(validator(validator.META_SCHEMA).iter_errors(schema))
+    if error is None:
+        return None
+    where = "/".join(str(p) for p in error.absolute_path) or "(root)"
+    return f"at {where}: {error.message}"
 
 
 def output_schema(tp: Any) -> dict[str, Any]:
-    """The dialect-normalised JSON schema of a structured-output type (e.g. a pydantic model)."""
+    """The dialect-normalised JSON schema of a structured-output type (e.g. a pydantic model).
+
+    Raises:
+        ConfigurationError: the type has no JSON schema, or one outside the dialect.
+    """
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", PydanticJsonSchemaWarning)
-            raw = TypeAdapter(tp).json_schema()
-        out = to_moonshot(raw)
-        jsonschema.Draft202012Validator.check_schema(out)
-    except (ValueError, TypeError, RuntimeError, jsonschema.SchemaError) as exc:
+        out = to_moonshot(_json_schema(TypeAdapter(tp).json_schema))
+    except (ValueError, TypeError, RuntimeError) as exc:
         raise ConfigurationError(f"output type {tp!r} has no usable JSON schema: {exc}") from exc
+    problems = check_moonshot(out, "ultra")
+    if problems:
+        raise ConfigurationError(f"output type {tp!r} has a JSON schema outside Moonshot's "
+                                 f"dialect: {'; '.join(problems)}")
     return out
 
 
@@ -200,224 +348,3 @@ def find_context_param(func: Callable[..., Any]) -> str | None:
         if _is_context(hint):
             return name
     return None
-
-
-# --------------------------------------------------------------------------- annotations
-
-
-def _type_hints(
-    func: Callable[..., Any],
-    signature: inspect.Signature,
-    owner: str,
-    localns: Mapping[str, Any] | None,
-) -> dict[str, Any]:
-    """The resolved annotation of every annotated parameter.
-
-    `typing.get_type_hints` resolves string annotations (`from __future__ import
-    annotations`) as a whole; when one of them cannot be resolved (a class imported only
-    under TYPE_CHECKING, say `RunContext[Shop]`), each parameter is resolved on its own, and a
-    string naming `RunContext` is recognised as the context without evaluating it.
-    """
-    if localns is None:
-        localns = _defining_locals(func)
-    if inspect.isfunction(func) or inspect.ismethod(func):
-        try:
-            hints = typing.get_type_hints(func, localns=dict(localns or {}), include_extras=True)
-            return {k: v for k, v in hints.items() if k in signature.parameters}
-        except Exception:  # resolved one by one below
-            pass
-    target = inspect.unwrap(getattr(func, "__func__", func))
-    globalns = dict(getattr(target, "__globals__", {}))
-    hints = {}
-    for param in signature.parameters.values():
-        annotation = param.annotation
-        if annotation is inspect.Parameter.empty:
-            continue
-        if isinstance(annotation, str):
-            try:
-                annotation = eval(annotation, globalns, dict(localns or {}))
-            except Exception as exc:
-                if _CONTEXT_STRING.match(annotation):
-                    annotation = RunContext
-                else:
-                    raise ToolDefinitionError(
-                        f"tool {owner!r}: cannot resolve the annotation {annotation!r} of "
-                        f"parameter {param.name!r}: {exc}"
-                    ) from exc
-        hints[param.name] = annotation
-    return hints
-
-
-def _defining_locals(func: Callable[..., Any]) -> Mapping[str, Any] | None:
-    """The local names of the function that defined `func`, if it is still running.
-
-    A function defined inside another (`outer.<locals>.f`) may name, in string annotations,
-    classes local to `outer`; at decoration time `outer`'s frame is on the stack.
-    """
-    parts = getattr(inspect.unwrap(getattr(func, "__func__", func)), "__qualname__", "")
-    parts = parts.split(".") if isinstance(parts, str) else []
-    if "<locals>" not in parts:
-        return None
-    index = len(parts) - 1 - parts[::-1].index("<locals>")
-    if index == 0:
-        return None
-    outer = parts[index - 1]
-    frame: types.FrameType | None = sys._getframe(1)
-    for _ in range(64):
-        if frame is None:
-            break
-        if frame.f_code.co_name == outer:
-            return frame.f_locals
-        frame = frame.f_back
-    return None
-
-
-def _strip(tp: Any) -> Any:
-    while typing.get_origin(tp) is Annotated:
-        tp = typing.get_args(tp)[0]
-    return tp
-
-
-def _is_context(tp: Any) -> bool:
-    tp = _strip(tp)
-    origin = typing.get_origin(tp) or tp
-    return isinstance(origin, type) and issubclass(origin, RunContext)
-
-
-def _check_type(tp: Any, owner: str, param: str, *, top: bool, seen: set[int]) -> None:
-    """Refuse, with a message naming the parameter, what JSON or the dialect cannot carry."""
-    tp = _strip(tp)
-    where = f"tool {owner!r}: parameter {param!r}"
-    if tp is Any or tp is object:
-        if top:
-            raise ToolDefinitionError(
-                f"{where} has type {_type_name(tp)}, which tells the model nothing; "
-                "use a concrete type (e.g. str, int, dict[str, Any])"
-            )
-        return
-    if _is_context(tp):
-        raise ToolDefinitionError(f"{where}: RunContext must be a parameter's whole annotation")
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if origin is Literal:
-        return
-    if origin is Union or origin is types.UnionType:
-        for arg in args:
-            _check_type(arg, owner, param, top=True, seen=seen)
-        return
-    if isinstance(origin, type) and issubclass(origin, collections.abc.Mapping) and args:
-        if not _is_string_key(args[0]):
-            raise ToolDefinitionError(
-                f"{where} has type {_type_name(tp)}: JSON object keys are strings, "
-                "use dict[str, ...]"
-            )
-        _check_type(args[1], owner, param, top=False, seen=seen)
-        return
-    if origin is not None:
-        for arg in args:
-            if arg is not Ellipsis:
-                _check_type(arg, owner, param, top=False, seen=seen)
-        return
-    if not isinstance(tp, type) or id(tp) in seen:
-        return
-    seen.add(id(tp))
-    for name, field_type in _field_types(tp).items():
-        _check_type(field_type, owner, f"{param}.{name}", top=True, seen=seen)
-
-
-def _field_types(tp: type) -> dict[str, Any]:
-    if issubclass(tp, BaseModel):
-        return {name: info.annotation for name, info in tp.model_fields.items()}
-    if dataclasses.is_dataclass(tp) or is_typeddict(tp):
-        try:
-            return typing.get_type_hints(tp, include_extras=True)
-        except Exception:
-            return {}  # pydantic reports what it cannot resolve
-    return {}
-
-
-def _is_string_key(tp: Any) -> bool:
-    tp = _strip(tp)
-    if tp is Any or (isinstance(tp, type) and issubclass(tp, str)):
-        return True
-    if typing.get_origin(tp) is Literal:
-        return all(isinstance(v, str) for v in typing.get_args(tp))
-    if isinstance(tp, type) and issubclass(tp, enum.Enum):
-        return all(isinstance(member.value, str) for member in tp)
-    return False
-
-
-def _type_name(tp: Any) -> str:
-    if isinstance(tp, type) and not typing.get_args(tp):
-        return tp.__qualname__
-    return repr(tp).replace("typing.", "")
-
-
-# --------------------------------------------------------------------------- pydantic
-
-
-def _field(hint: Any, param: inspect.Parameter, doc: str | None) -> tuple[Any, FieldInfo]:
-    """The (annotation, FieldInfo) of one parameter for `create_model`.
-
-    A description given with `Field(description=...)` (in `Annotated` or as the default)
-    wins over the docstring's.
-    """
-    default = param.default
-    annotation = hint
-    if isinstance(default, FieldInfo):
-        annotation = Annotated[hint, default]
-        default = inspect.Parameter.empty
-    described = any(
-        isinstance(meta, FieldInfo) and meta.description
-        for meta in getattr(annotation, "__metadata__", ())
-    )
-    kwargs: dict[str, Any] = {"alias": param.name}
-    if doc and not described:
-        kwargs["description"] = doc
-    if default is not inspect.Parameter.empty:
-        kwargs["default"] = default
-    return annotation, Field(**kwargs)
-
-
-def _arguments_model(
-    owner: str, fields: dict[str, Any], names: list[tuple[str, str]]
-) -> type[BaseModel]:
-    try:
-        model: type[BaseModel] = create_model(
-            f"{owner}_arguments", __config__=_ARGUMENTS_CONFIG, **fields
-        )
-        return model
-    except Exception as exc:
-        raise _probe(owner, fields, names, exc) from exc
-
-
-def _model_schema(
-    model: type[BaseModel], owner: str, fields: dict[str, Any], names: list[tuple[str, str]]
-) -> dict[str, Any]:
-    try:
-        with warnings.catch_warnings():
-            # a default that is not JSON (a sentinel, say) is left out of the schema
-            warnings.simplefilter("ignore", PydanticJsonSchemaWarning)
-            return model.model_json_schema()
-    except Exception as exc:
-        raise _probe(owner, fields, names, exc) from exc
-
-
-def _probe(
-    owner: str, fields: dict[str, Any], names: list[tuple[str, str]], exc: Exception
-) -> ToolDefinitionError:
-    """Find the parameter whose type pydantic cannot turn into a JSON schema."""
-    for field_name, param in names:
-        annotation = fields[field_name][0]
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", PydanticJsonSchemaWarning)
-                TypeAdapter(annotation).json_schema()
-        except Exception as inner:
-            reason = str(inner).strip().splitlines()[0] if str(inner).strip() else repr(inner)
-            return ToolDefinitionError(
-                f"tool {owner!r}: parameter {param!r} has type {_type_name(_strip(annotation))}, "
-                f"which cannot be described in JSON schema ({reason})"
-            )
-    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
-    return ToolDefinitionError(f"tool {owner!r}: cannot build the parameters schema ({reason})")

@@ -16,9 +16,8 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from kimi_agent._logging import EventLogger, resolve
-
 if TYPE_CHECKING:
+    from kimi_agent._logging import EventLogger
     from kimi_agent.tooling._tool import Tool
 
 __all__ = ["Toolset", "warn_skipped"]
@@ -54,6 +53,8 @@ def warn_skipped(source: object, name: str, reason: str, logger: EventLogger | N
     Goes to `logger`, else to kimi-agent's configured logger, else to the standard `logging`
     module (logger "kimi_agent"), so a missing tool can always be explained.
     """
+    from kimi_agent._logging import resolve  # structlog only when a tool is skipped
+
     log = resolve(logger)
     if log is not None:
         log.warning("tool_skipped", source=repr(source), tool=name, reason=reason)

@@ -25,13 +25,18 @@ from kimi_agent_tools import (
     KnowledgeBase,
     OrderStore,
     ShopDeps,
+    get_order,
+    handoff_to_human,
+    request_refund,
 )
+from kimi_agent_tools.guardrails.agent import PiiGuardrail
 
 __all__ = [
     "DEMO_CUSTOMER",
     "HANDOFF_QUEUES",
     "INSTRUCTIONS",
     "KNOWLEDGE_DIR",
+    "REFUNDS_INSTRUCTIONS",
     "RemoteKnowledgeBase",
     "RemoteOrderStore",
     "build_agent",
@@ -61,8 +66,7 @@ INSTRUCTIONS = """\
 1. 先查再答：涉及订单、物流、退款的问题，一定先用工具查询（get_order、get_shipping_status），\
 政策类问题（退换货、运费、发票、会员等）先用 faq_search 检索知识库，不要凭记忆编造。
 2. 能同时查的就同时查：一个问题需要多项信息时，在同一次回复里并行调用多个工具。
-3. 退款：先用 get_order 确认可退金额，再调用 request_refund；退款需要人工审批，\
-审批结果出来之前不要告诉顾客“已经退了”。
+3. 退款：调用 transfer_to_refunds 转给退款专员处理。
 4. 顾客投诉、情绪激动、明确要求人工，或问题超出工具能力时，调用 handoff_to_human 转人工，\
 并告诉顾客会有专人跟进。
 5. 语气亲切、简洁，使用简体中文；金额写成“¥89.00”的形式；不要透露其他顾客的信息。
@@ -150,11 +154,38 @@ def chat_deps() -> ShopDeps:
     return make_deps(user_data_dir() / "demo.db", latency=False)[0]
 
 
+REFUNDS_INSTRUCTIONS = """\
+你是「小象优选」网店的退款专员，接手前台客服小象转来的退款问题。
+
+工作方式：
+1. 先用 get_order 确认商品和可退金额，再调用 request_refund；退款需要人工审批，审批结果出来之前\
+不要告诉顾客“已经退了”。
+2. 顾客投诉或要求人工时，调用 handoff_to_human。
+3. 与退款无关的问题（物流、政策等），用 transfer_to_shop 交回前台客服。
+4. 语气亲切、简洁，使用简体中文；金额写成“¥89.00”的形式。
+"""
+"""The refunds agent's system prompt (stable, like the shop's)."""
+
+
 def build_agent(client: GatewayClient | None = None, *, model: str = "kimi-k2-6",
                 fallback: str | None = "kimi-k2-5", hooks: Sequence[RunHooks] = ()
                 ) -> Agent[str]:
-    """The shop's agent. One agent serves every customer: all per-conversation state lives in
-    the session and the deps passed to each run. `hooks` observe its runs (e.g. a
-    `kimi_agent.tracing.TraceSummary` for `kimi-agent demo --trace`)."""
-    return Agent(model, fallback, instructions=INSTRUCTIONS, tools=CUSTOMER_SERVICE_TOOLS,
-                 client=client, tool_timeout=20.0, name="小象客服", hooks=hooks)
+    """The shop's front-desk agent (`shop`), which hands refunds to a refunds agent
+    (`refunds`) that hands other questions back. One pair serves every customer: all
+    per-conversation state — including which agent holds the conversation — lives in the
+    session and the deps passed to each run. The customer's messages pass a PII guardrail
+    first (phone, ID-card and bank-card numbers are masked before the model or the session
+    sees them). `hooks` observe the runs (e.g. a `kimi_agent.tracing.TraceSummary` for
+    `kimi-agent demo --trace`)."""
+    pii = [PiiGuardrail()]
+    refunds = Agent(model, fallback, instructions=REFUNDS_INSTRUCTIONS, name="refunds",
+                    description="退款专员：核实订单并提交退款申请（需人工审批）。Handles refunds.",
+                    tools=[get_order, request_refund, handoff_to_human], client=client,
+                    tool_timeout=20.0, hooks=hooks, input_guardrails=pii)
+    shop = Agent(model, fallback, instructions=INSTRUCTIONS, name="shop",
+                 description="前台客服小象：订单、物流、政策问题。Front desk.",
+                 tools=[t for t in CUSTOMER_SERVICE_TOOLS if t is not request_refund],
+                 client=client, tool_timeout=20.0, hooks=hooks, handoffs=[refunds],
+                 input_guardrails=pii)
+    refunds.add_handoff(shop)
+    return shop

@@ -36,6 +36,7 @@ from kimi_agent.cli.terminal import (
     user_data_dir,
 )
 from kimi_agent.tracing import TraceSummary
+from kimi_agent.wire import UserMessage
 from kimi_agent_tools.demo.bot import DEMO_CUSTOMER, build_agent, make_deps
 from kimi_agent_tools.demo.scenario import FIRST_VISIT, RETURNING_VISIT
 
@@ -159,6 +160,10 @@ async def _turn(demo: Demo, agent: Agent[str], session: SQLiteSession, deps: Any
             demo.printer.handle(event)
     demo.printer.close()
     result = run.result
+    sent = next((m.content for m in result.new_messages if isinstance(m, UserMessage)), message)
+    if sent != message:
+        demo.say(demo.style.dim("  🔒 个人信息已脱敏后才交给模型和会话 (PII masked before the "
+                                f"model and the session saw it): {sent}"))
     demo.account(result)
     await _settle(demo, agent, session, deps, result)
 

@@ -26,7 +26,8 @@ __all__ = ["FIRST_VISIT", "RETURNING_VISIT", "shop_responder"]
 FIRST_VISIT = (
     "你好！我的订单 A1024 到哪了？大概什么时候能到？另外想问下，收到货如果不满意可以退吗？",
     "还有，上个月买的保温杯（订单 A1025）有一个杯盖漏水，能退一个杯子的钱吗？",
-    "说实话你们这次发货太慢了，上次买东西也拖了好几天，我要投诉！",
+    "说实话你们这次发货太慢了，上次买东西也拖了好几天，我要投诉！我的手机号是 13812345678，"
+    "请尽快联系我。",
 )
 RETURNING_VISIT = (
     "你好，我又来了。耳机现在到哪了？保温杯的退款什么时候到账？",
@@ -52,11 +53,27 @@ class _Result:
 
 
 def shop_responder(request: SimRequest) -> Reply:
-    """The scripted model of the demo (see the module docstring)."""
+    """The scripted model of the demo (see the module docstring). It plays whichever agent
+    holds the conversation — the front desk (`shop`) or the refunds desk — as the request's
+    tools show, like a real model reading its own instructions and tools."""
     from kimi_agent.testing import Reply  # the simulator is an optional extra
 
-    fields = _after_tools(request) if request.ends_with_tool_results else _on_customer(request)
+    if request.ends_with_tool_results and not _just_transferred(request):
+        fields = _after_tools(request)
+    else:
+        fields = _on_customer(request)
     return Reply(**fields)
+
+
+def _refunds_desk(request: SimRequest) -> bool:
+    return "request_refund" in request.tool_names
+
+
+def _just_transferred(request: SimRequest) -> bool:
+    """The last step handed the conversation over: the new desk takes the customer's
+    message as its own turn."""
+    return bool(request.tool_results) and all(
+        r.name.startswith("transfer_to_") for r in request.tool_results)
 
 
 def _reply(text: str | None = None, reasoning: str | None = None,
@@ -80,12 +97,20 @@ def _on_customer(request: SimRequest) -> dict[str, Any]:
             tool_calls=[("handoff_to_human", {"reason": "complaint",
                                               "summary": _handoff_summary(text, earlier)})])
     ids = _order_ids(text)
+    refund = bool(ids) and bool(_REFUND.search(text))
+    if _refunds_desk(request):
+        if refund:
+            return _reply(reasoning=f"顾客要为订单 {ids[0]} 退款，先查订单确认商品和可退金额。",
+                         text="您好，我是退款专员，我先核实一下订单信息。",
+                         tool_calls=[("get_order", {"order_id": ids[0]})])
+        return _reply(reasoning="这不是退款问题，交回前台客服处理。",
+                     tool_calls=[("transfer_to_shop", {"reason": "非退款问题"})])
+    if refund:
+        return _reply(reasoning="退款由退款专员处理，转接过去。",
+                     text="退款问题我请退款专员为您处理。",
+                     tool_calls=[("transfer_to_refunds", {"reason": f"订单 {ids[0]} 申请退款"})])
     if _GREETING.search(text) and earlier and not ids:
         return _welcome_back(text, earlier)
-    if ids and _REFUND.search(text):
-        return _reply(reasoning=f"顾客要为订单 {ids[0]} 退款，先查订单确认商品和可退金额。",
-                     text="好的，我先核实一下订单信息。",
-                     tool_calls=[("get_order", {"order_id": ids[0]})])
     if ids:
         calls: list[tuple[str, dict[str, Any]]] = [("get_order", {"order_id": ids[0]}),
                                                    ("get_shipping_status", {"order_id": ids[0]})]

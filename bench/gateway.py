@@ -10,8 +10,18 @@ SSE responses) that answers `POST …/chat/completions` in Moonshot's shapes:
   message it received, so only a client that really ran the tools and sent them back passes.
 
 It is lenient: unknown fields (`stream_options`, `parallel_tool_calls`, `temperature`, …) are
-ignored and any API key is accepted. It runs in its own process so its CPU does not blur the
-client's figures: `python -m bench.gateway` prints `READY <base_url>` and serves until SIGTERM,
+ignored and any API key is accepted.
+
+Per-scenario behaviour is chosen by path segments in front of `/v1`, so one process serves
+every scenario: `/lat500/v1/…` answers after 500 ms (model latency), `/gap250/v1/…` streams
+the tool calls of a reply 250 ms apart (call i's header and arguments at i × 250 ms, the finish
+chunk right after the last call). Counters and probes, on `GET /_…` paths (not counted as client
+connections): `/_stats`, `/_capture/<key>` (the first request of the conversation whose prompt
+ends with `cap-…`), `/_trace/<key>` (arrival times of the requests of a `t-…` conversation),
+`/_cache/<key>` (the prompt-cache model of `bench.cachemodel`).
+
+It runs in its own process so its CPU does not blur the client's figures:
+`python -m bench.gateway` prints `READY <base_url>` and serves until SIGTERM,
 until its parent exits, or until `--max-lifetime`.
 """
 
@@ -29,6 +39,7 @@ import time
 from typing import Any, Final
 
 from bench._proc import die_with_parent, parse_cpus, pin_to
+from bench.cachemodel import CacheModel
 from bench.work import CALLS_PER_CONVERSATION, MODEL, TOOL_NAME, call_id, key_for
 
 MAX_HEAD: Final = 64 * 1024
@@ -57,8 +68,11 @@ def _text_of(content: Any) -> str:
     return "" if content is None else str(content)
 
 
-def _usage(prompt_tokens: int, completion_tokens: int, reasoning_tokens: int) -> dict[str, Any]:
-    cached = (prompt_tokens // 2) & ~63
+def _usage(
+    prompt_tokens: int, completion_tokens: int, reasoning_tokens: int, cached: int | None = None
+) -> dict[str, Any]:
+    if cached is None:
+        cached = (prompt_tokens // 2) & ~63
     return {
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
@@ -76,6 +90,7 @@ class Stats:
         self.final_answers = 0
         self.errors = 0
         self.connections = 0
+        self.client_connections = 0
 
     def as_dict(self) -> dict[str, Any]:
         ru = resource.getrusage(resource.RUSAGE_SELF)
@@ -85,6 +100,7 @@ class Stats:
             "final_answers": self.final_answers,
             "errors": self.errors,
             "connections": self.connections,
+            "client_connections": self.client_connections,
             "cpu_s": ru.ru_utime + ru.ru_stime,
             "monotonic": time.monotonic(),
         }
@@ -110,7 +126,19 @@ class Reply:
         self.finish_reason = "tool_calls" if tool_calls else "stop"
 
 
-def build_reply(request: dict[str, Any], body_size: int, stats: Stats) -> Reply:
+def conversation_base(messages: list[Any]) -> str:
+    """The last word of the last user message: names the conversation (see bench.work)."""
+    for message in reversed(messages):
+        if isinstance(message, dict) and message.get("role") == "user":
+            words = _text_of(message.get("content")).split()
+            return words[-1] if words else "x"
+    return "x"
+
+
+def build_reply(
+    request: dict[str, Any], body_size: int, stats: Stats,
+    cache: tuple[float, float] | None = None,
+) -> Reply:
     messages = request.get("messages")
     if not isinstance(messages, list):
         messages = []
@@ -122,6 +150,9 @@ def build_reply(request: dict[str, Any], body_size: int, stats: Stats) -> Reply:
             break
     tool_messages.reverse()
     prompt_tokens = max(1, body_size // 4)
+    cached: int | None = None
+    if cache is not None:
+        prompt_tokens, cached = max(1, round(cache[0])), round(cache[1])
     if tool_messages:
         stats.final_answers += 1
         quoted = "; ".join(
@@ -132,15 +163,10 @@ def build_reply(request: dict[str, Any], body_size: int, stats: Stats) -> Reply:
             content=content,
             reasoning=REASONING_TEXT,
             tool_calls=[],
-            usage=_usage(prompt_tokens, 12 + len(content) // 4, 8),
+            usage=_usage(prompt_tokens, 12 + len(content) // 4, 8, cached),
         )
     stats.tool_steps += 1
-    base = "x"
-    for message in reversed(messages):
-        if isinstance(message, dict) and message.get("role") == "user":
-            words = _text_of(message.get("content")).split()
-            base = words[-1] if words else "x"
-            break
+    base = conversation_base(messages)
     name = TOOL_NAME
     tools = request.get("tools")
     if isinstance(tools, list) and tools and isinstance(tools[0], dict):
@@ -152,7 +178,7 @@ def build_reply(request: dict[str, Any], body_size: int, stats: Stats) -> Reply:
         for i in range(CALLS_PER_CONVERSATION)
     ]
     return Reply(content="", reasoning=REASONING_CALLS, tool_calls=calls, usage=_usage(
-        prompt_tokens, 60, 20
+        prompt_tokens, 60, 20, cached
     ))
 
 
@@ -195,6 +221,15 @@ def stream_events(
     reply: Reply, model: str, completion_id: str, created: int, trailing_usage: bool
 ) -> list[bytes]:
     """The SSE `data:` payloads of one streamed reply, in Kimi's order, ending with [DONE]."""
+    return [event for group in stream_groups(
+        reply, model, completion_id, created, trailing_usage) for event in group]
+
+
+def stream_groups(
+    reply: Reply, model: str, completion_id: str, created: int, trailing_usage: bool
+) -> list[list[bytes]]:
+    """`stream_events` cut where a paced stream pauses: one group per tool call (the first
+    with the role and reasoning chunks, the last with the finish chunk and [DONE])."""
 
     def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> bytes:
         choice: dict[str, Any] = {"index": 0, "delta": delta, "finish_reason": finish}
@@ -209,25 +244,29 @@ def stream_events(
             }
         )
 
-    events = [chunk({"role": "assistant", "content": ""})]
-    events += [chunk({"reasoning_content": part}) for part in reply.reasoning]
+    groups: list[list[bytes]] = [[chunk({"role": "assistant", "content": ""})]]
+    groups[0] += [chunk({"reasoning_content": part}) for part in reply.reasoning]
     for index, (cid, name, arguments) in enumerate(reply.tool_calls):
+        group = groups[0] if index == 0 else []
         header = {"index": index, "id": cid, "type": "function"}
         header["function"] = {"name": name, "arguments": ""}
-        events.append(chunk({"tool_calls": [header]}))
+        group.append(chunk({"tool_calls": [header]}))
         cut = len(arguments) // 2
         for fragment in (arguments[:cut], arguments[cut:]):
-            events.append(chunk({"tool_calls": [{"index": index, "function": {
+            group.append(chunk({"tool_calls": [{"index": index, "function": {
                 "arguments": fragment}}]}))
+        if index:
+            groups.append(group)
+    last = groups[-1]
     if reply.content:
         words = reply.content.split(" ")
         step = max(1, len(words) // 4)
         for start in range(0, len(words), step):
             piece = " ".join(words[start : start + step])
-            events.append(chunk({"content": piece if start == 0 else " " + piece}))
-    events.append(chunk({}, reply.finish_reason, usage=reply.usage))
+            last.append(chunk({"content": piece if start == 0 else " " + piece}))
+    last.append(chunk({}, reply.finish_reason, usage=reply.usage))
     if trailing_usage:
-        events.append(
+        last.append(
             _dumps(
                 {
                     "id": completion_id,
@@ -239,8 +278,8 @@ def stream_events(
                 }
             )
         )
-    events.append(b"[DONE]")
-    return events
+    last.append(b"[DONE]")
+    return groups
 
 
 class Request:
@@ -311,16 +350,63 @@ def parse_request(buffer: bytearray) -> Request | None:
     return Request(method.upper(), target.split("?", 1)[0], data, keep_alive)
 
 
+def route_options(path: str) -> tuple[float | None, float]:
+    """(model latency in s or None for the default, tool-call gap in s) from the path's
+    `lat<ms>` / `gap<ms>` segments."""
+    latency: float | None = None
+    gap = 0.0
+    for segment in path.split("/"):
+        if segment.startswith(("lat", "gap")) and segment[3:].replace(".", "", 1).isdigit():
+            value = float(segment[3:]) / 1000.0
+            if segment.startswith("lat"):
+                latency = value
+            else:
+                gap = value
+    return latency, gap
+
+
+MAX_KEYS: Final = 20_000
+
+
 class Gateway:
-    """Shared state of the server: latency, counters, ids."""
+    """Shared state of the server: latency, counters, ids, probes."""
 
     def __init__(self, latency_s: float) -> None:
         self.latency_s = latency_s
         self.stats = Stats()
         self._ids = itertools.count(1)
+        self.cache = CacheModel()
+        self.captures: dict[str, bytes] = {}
+        self.traces: dict[str, list[float]] = {}
 
     def next_id(self) -> int:
         return next(self._ids)
+
+    def observe(self, payload: dict[str, Any], body: bytes) -> tuple[float, float] | None:
+        """Record the probes of one chat request; its (prompt, cached) tokens if modelled."""
+        messages = payload.get("messages")
+        if isinstance(messages, list) and messages:
+            base = conversation_base(messages)
+            last = messages[-1]
+            first_step = not (isinstance(last, dict) and last.get("role") == "tool")
+            if base.startswith("cap-") and first_step and len(self.captures) < 100:
+                self.captures.setdefault(base, body)
+            if base.startswith("t-") and len(self.traces) < MAX_KEYS:
+                self.traces.setdefault(base, []).append(time.monotonic())
+        return self.cache.observe(payload)
+
+    def probe(self, path: str) -> bytes | None:
+        """The body of a `GET /_…` probe, None if unknown."""
+        if path == "/_stats":
+            return _dumps(self.stats.as_dict())
+        kind, _, key = path[2:].partition("/")
+        if kind == "capture":
+            return self.captures.get(key, b"null")
+        if kind == "trace":
+            return _dumps(self.traces.get(key, []))
+        if kind == "cache":
+            return _dumps(self.cache.summary(key))
+        return None
 
 
 class Connection(asyncio.Protocol):
@@ -330,6 +416,7 @@ class Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.busy = False
         self.timer: asyncio.TimerHandle | None = None
+        self.counted = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -362,10 +449,15 @@ class Connection(asyncio.Protocol):
                 return
             if request is None:
                 return
-            if self.gateway.latency_s > 0:
+            if not self.counted and not request.path.startswith("/_"):
+                self.counted = True  # a connection of a client, not of the harness's probes
+                self.gateway.stats.client_connections += 1
+            latency, _ = route_options(request.path)
+            latency = self.gateway.latency_s if latency is None else latency
+            if latency > 0 and not request.path.startswith("/_"):
                 self.busy = True
                 loop = asyncio.get_running_loop()
-                self.timer = loop.call_later(self.gateway.latency_s, self._delayed, request)
+                self.timer = loop.call_later(latency, self._delayed, request)
                 return
             self._respond(request)
 
@@ -396,9 +488,11 @@ class Connection(asyncio.Protocol):
         gateway = self.gateway
         stats = gateway.stats
         stats.requests += 1
-        if request.method == "GET" and request.path == "/_stats":
-            self._send_simple(200, _dumps(stats.as_dict()), request.keep_alive)
-            return
+        if request.method == "GET" and request.path.startswith("/_"):
+            found = gateway.probe(request.path)
+            if found is not None:
+                self._send_simple(200, found, request.keep_alive)
+                return
         if request.method == "GET" and request.path.endswith("/models"):
             body = _dumps({"object": "list", "data": [{"id": MODEL, "object": "model"}]})
             self._send_simple(200, body, request.keep_alive)
@@ -416,7 +510,8 @@ class Connection(asyncio.Protocol):
             body = b'{"error":{"message":"invalid JSON body","type":"invalid_request_error"}}'
             self._send_simple(400, body, request.keep_alive)
             return
-        reply = build_reply(payload, len(request.body), stats)
+        cache = gateway.observe(payload, request.body)
+        reply = build_reply(payload, len(request.body), stats, cache)
         number = gateway.next_id()
         completion_id = f"chatcmpl-{number:x}"
         model = str(payload.get("model") or MODEL)
@@ -433,23 +528,54 @@ class Connection(asyncio.Protocol):
             if not request.keep_alive:
                 head += "Connection: close\r\n"
             transport.write(head.encode() + b"\r\n" + body)
-        else:
-            options = payload.get("stream_options")
-            trailing = isinstance(options, dict) and bool(options.get("include_usage"))
-            head = (
-                "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
-                "Cache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n"
-                f"Msh-Request-Id: {completion_id}\r\n"
-            )
-            if not request.keep_alive:
-                head += "Connection: close\r\n"
-            transport.write(head.encode() + b"\r\n")
-            for event in stream_events(reply, model, completion_id, created, trailing):
-                data = b"data: " + event + b"\n\n"
-                transport.write(b"%x\r\n%b\r\n" % (len(data), data))
-            transport.write(b"0\r\n\r\n")
+            self._finish(request)
+            return
+        options = payload.get("stream_options")
+        trailing = isinstance(options, dict) and bool(options.get("include_usage"))
+        head = (
+            "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+            "Cache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n"
+            f"Msh-Request-Id: {completion_id}\r\n"
+        )
         if not request.keep_alive:
-            transport.close()
+            head += "Connection: close\r\n"
+        transport.write(head.encode() + b"\r\n")
+        groups = stream_groups(reply, model, completion_id, created, trailing)
+        _, gap = route_options(request.path)
+        if gap <= 0 or len(groups) == 1:
+            for group in groups:
+                self._write_events(group)
+            transport.write(b"0\r\n\r\n")
+            self._finish(request)
+            return
+        self.busy = True  # paced: no other request on this connection until the reply ends
+        self._paced(groups, 0, gap, request)
+
+    def _write_events(self, events: list[bytes]) -> None:
+        transport = self.transport
+        if transport is None:
+            return
+        for event in events:
+            data = b"data: " + event + b"\n\n"
+            transport.write(b"%x\r\n%b\r\n" % (len(data), data))
+
+    def _paced(self, groups: list[list[bytes]], index: int, gap: float, request: Request) -> None:
+        self.timer = None
+        if self.transport is None:
+            return
+        self._write_events(groups[index])
+        if index + 1 < len(groups):
+            loop = asyncio.get_running_loop()
+            self.timer = loop.call_later(gap, self._paced, groups, index + 1, gap, request)
+            return
+        self.transport.write(b"0\r\n\r\n")
+        self.busy = False
+        self._finish(request)
+        self._drain()
+
+    def _finish(self, request: Request) -> None:
+        if not request.keep_alive and self.transport is not None:
+            self.transport.close()
             self.transport = None
 
 

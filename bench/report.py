@@ -21,6 +21,16 @@ KIMI = "kimi-agent"
 PEERS = ("openai-agents", "pydantic-ai")
 
 
+def no_data(result: dict[str, Any]) -> bool:
+    """A run that measured nothing (its window hit the time limit before any conversation
+    completed: a client starved of CPU), as opposed to one whose outputs failed the check."""
+    return (
+        bool(result.get("ok")) and not result.get("verified_ok") and not result.get("errors")
+        and result.get("completed") == 0 and bool(result.get("window_cut_by_time"))
+        and result.get("warmup_verified") == result.get("warmup_completed")
+    )
+
+
 @dataclass(frozen=True)
 class Stat:
     median: float
@@ -55,7 +65,16 @@ class Results:
         return (target, mode, scenario) in self.cells
 
     def failed(self, target: str, mode: str, scenario: str) -> bool:
-        return any(not r.get("verified_ok") for r in self.cells.get((target, mode, scenario), []))
+        return any(not r.get("verified_ok") and not no_data(r)
+                   for r in self.cells.get((target, mode, scenario), []))
+
+    def empty(self) -> list[str]:
+        """Runs whose measured window closed at its time limit before a conversation ended."""
+        return sorted(
+            f"{target} {MODE_TITLES.get(mode, mode)} {scenario}"
+            for (target, mode, scenario), results in self.cells.items()
+            for r in results if no_data(r)
+        )
 
     def stat(self, target: str, mode: str, scenario: str, metric: str) -> Stat | None:
         values = [
@@ -263,8 +282,9 @@ def import_table(res: Results) -> list[str]:
 
 def pool_section(res: Results) -> list[str]:
     modes: list[str] = res.meta["modes"]
-    if not any(res.has(lib, m, "c200") for lib in POOL_LIBRARIES for m in modes):
-        return []
+    if not any(res.has(f"{lib}:{limits}", m, "c200") for lib in POOL_LIBRARIES
+               for limits in ("20/20", "200/200") for m in modes):
+        return []  # only the default limits ran (no --pools): nothing to compare
     header = ["client", "Limits(max_connections / max_keepalive)"]
     for mode in modes:
         title = MODE_TITLES[mode]
@@ -363,14 +383,40 @@ def contention_note(res: Results) -> list[str]:
         if r.get("verified_ok") and isinstance(r.get("cpu_share"), float)
         and r["cpu_share"] < 0.8
     )
+    empty = res.empty()
+    lines = [] if not empty else [
+        f"- {len(empty)} run(s) measured nothing: the window reached its time limit before "
+        "one conversation completed (the client got a fraction of its core), so the cell "
+        "is the median of the other repeats, or — : " + ", ".join(empty) + "."
+    ]
     if not starved:
-        return ["- Every CPU-bound run (50 and 200 concurrent) had its core to itself "
+        return [*lines, "- Every CPU-bound run (50 and 200 concurrent) had its core to itself "
                 "(client CPU ÷ wall time ≥ 0.8)."]
-    return [
+    return [*lines,
         f"- {len(starved)} CPU-bound run(s) got less than 0.8 of a core (another process was "
-        "busy on the machine); their throughput is low, their CPU/conversation is not affected, "
+        "busy on the machine); their throughput is low, their CPU/conversation much less affected, "
         "and the median of the repeats discards them when the other repeats are clean: "
         + ", ".join(starved[:12]) + ("…" if len(starved) > 12 else "") + ".",
+    ]
+
+
+def shared_machine_note(machine: dict[str, Any]) -> list[str]:
+    """A warning when other processes loaded the machine during the run."""
+    loads = list(machine.get("loadavg_during") or [])
+    for key in ("loadavg_start", "loadavg_end"):
+        if machine.get(key):
+            loads.append(float(machine[key][0]))
+    cores = machine.get("cores") or 1
+    if not loads or max(loads) <= 0.75 * cores + 1.0:  # our own client + gateway: ≈ 2
+        return []
+    return [
+        f"> **Shared machine.** The 1-minute load average went up to {max(loads):.1f} during "
+        f"this run, on {cores} cores (the benchmark itself accounts for about 2): other "
+        "processes competed for the CPUs the client and the fake gateway were pinned to. "
+        "Wall-time figures (conv/s, latencies, import, registration and start-up times) are "
+        "inflated by it; CPU-time figures (ms per conversation or run) much less, but not "
+        "nothing (shared caches, preemption). Every ratio is taken within the same run.",
+        "",
     ]
 
 
@@ -389,12 +435,20 @@ def render_markdown(data: dict[str, Any]) -> str:
         ]
     if meta.get("quick"):
         lines += ["> Quick smoke run: tiny numbers of conversations, not benchmark figures.", ""]
+    lines += shared_machine_note(machine)
     load = machine.get("loadavg_start")
     load_text = " / ".join(f"{x:.2f}" for x in load) if load else "n/a"
+    end = machine.get("loadavg_end")
+    during = machine.get("loadavg_during") or []
+    if end:
+        load_text += f", at the end {' / '.join(f'{x:.2f}' for x in end)}"
+    if during:
+        load_text += (f", 1-minute load before each run {min(during):.2f}–{max(during):.2f} "
+                      f"(median {statistics.median(during):.2f})")
     lines += [
         f"- **Date**: {meta['date']} (run took {meta.get('elapsed_s', 0):.0f} s)",
         f"- **Machine**: {machine['cpu']}, {machine['cores']} cores, {machine['python']}, "
-        f"{machine['platform']}; load average at start {load_text}",
+        f"{machine['platform']}; load average (1 / 5 / 15 min) at start {load_text}",
         f"- **Pinning**: client on CPU {meta.get('client_cpus') or 'any'}, fake gateway on CPU "
         f"{meta.get('gateway_cpus') or 'any'}",
         "- **Versions**: " + ", ".join(f"{k} {v}" for k, v in versions.items())
@@ -403,13 +457,28 @@ def render_markdown(data: dict[str, Any]) -> str:
         f"model latency {meta['model_latency_ms']:g} ms, tools wait 0 ms except the tools row",
         "",
     ]
+    for part in meta.get("merged", []):
+        load = part.get("loadavg_start") or []
+        lines.append(
+            f"- **Re-run on its own** ({part['date']}, {part.get('elapsed_s') or 0:.0f} s, "
+            f"repository at {part.get('revision')}, load average at start "
+            f"{' / '.join(f'{x:.2f}' for x in load) or 'n/a'}): "
+            + ", ".join(part["cells"])
+        )
+    if meta.get("merged"):
+        lines.append("")
     if data["skipped"]:
         lines += ["Skipped targets:", ""]
         lines += [f"- {name}: {why}" for name, why in data["skipped"].items()]
         lines.append("")
-    lines += ["## Targets to reach", "", *goals(res), ""]
+    from bench import report_issue14
+
+    lines += ["## Targets (issue 14)", "", *report_issue14.goals(res), "",
+              *report_issue14.misses(res), ""]
+    lines += ["## Earlier targets (issue 8)", "", *goals(res), ""]
     for mode in meta["modes"]:
         lines += [f"## {MODE_TITLES[mode].capitalize()}", "", *main_table(res, mode), ""]
+    lines += report_issue14.sections(res)
     lines += ["## Import time (fresh interpreter, median of "
               f"{meta['import_repeats']})", "", *import_table(res), ""]
     lines += pool_section(res)
@@ -418,8 +487,9 @@ def render_markdown(data: dict[str, Any]) -> str:
         "- Targets: " + "; ".join(f"**{k}** — {v}" for k, v in meta["targets"].items()
                                    if ":" not in k),
         "- The HTTP client: kimi-agent's GatewayClient moved from httpx 0.28 to httpx2 "
-        "(same API, one import point: `kimi_agent/_http.py`) because of the pool cost in the "
-        "table above: with httpx the non-streamed throughput target at 200 concurrent was "
+        "(same API, one import point) because of httpx 0.28's pool cost (`python -m bench "
+        "--pools` runs the comparison, see bench/README.md): with httpx the non-streamed "
+        "throughput target at 200 concurrent was "
         "missed (81–194 conv/s against ≥ 3× the peers); tuning httpx's limits helped one mode "
         "and hurt the other. Its own pool keeps httpx2's default 100 connections / 20 "
         "keep-alive (more keep-alive costs CPU, fewer connections would queue requests "
@@ -434,8 +504,10 @@ def render_markdown(data: dict[str, Any]) -> str:
 
 
 def render_summary(data: dict[str, Any]) -> str:
+    from bench import report_issue14
+
     res = Results(data)
-    lines = ["", *goals(res), ""]
+    lines = ["", *report_issue14.goals(res), ""]
     for mode in res.meta["modes"]:
         lines += [MODE_TITLES[mode], *main_table(res, mode), ""]
     return "\n".join(lines)

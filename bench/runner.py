@@ -23,9 +23,10 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from bench.report import render_markdown, render_summary
+from bench import micro
+from bench.report import no_data, render_markdown, render_summary
 from bench.targets import ALL_TARGETS, TARGETS_BY_NAME, TargetSpec
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -40,7 +41,7 @@ JOB_OVERHEAD_S = 90.0  # import, warm-up and drain on top of a scenario's measur
 class Scenario:
     key: str
     title: str
-    kind: Literal["load", "memory"]
+    kind: str  # "load", "memory", or a phase of bench.phases
     concurrency: int
     conversations: int  # load: most conversations in the measured window; memory: held
     min_seconds: float  # load: the window closes after this, on a multiple of concurrency
@@ -48,6 +49,63 @@ class Scenario:
     tool_wait: float = 0.0
     warmup: int = -1  # -1: one full wave (= concurrency)
     heap_conversations: int = 20
+    route: str = ""
+    """Path segments in front of /v1 that set the gateway's behaviour (e.g. "lat500")."""
+    modes: tuple[str, ...] | None = None
+    """Modes this scenario runs in (None: every mode asked for)."""
+    targets: tuple[str, ...] | None = None
+    """Targets this scenario runs (None: every target whose spec allows it)."""
+    repeats: int | None = None
+    """Repeats of this scenario (None: the run's --repeats)."""
+    options: tuple[str, ...] = ()
+    """Extra worker arguments."""
+    target_modes: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    """Per-target restriction of `modes` (target name, modes)."""
+    history: str = ""
+    """history scenarios: "stored" (kimi-agent captures what it sends) or "sent"."""
+    stored: int = 0
+
+
+KIMI = "kimi-agent"
+KIMI_EARLY = "kimi-agent[read_only]"
+FLOOR = "httpx2"
+PAIR = (KIMI, FLOOR)
+
+
+def history_scenarios(sizes: tuple[int, ...], runs: int) -> tuple[Scenario, ...]:
+    """CPU per run with `size` stored messages, in memory and in SQLite; the hand-written
+    loop (memory rows only: it keeps a list whatever the store) sends the captured request;
+    kimi-agent with only the sent messages stored, where that differs."""
+    found: list[Scenario] = []
+    biggest = max(sizes)
+    for size in sizes:
+        for store in ("memory", "sqlite"):
+            found.append(Scenario(
+                f"h{size}{store[0]}", f"{size} stored messages ({store})", "history", 1, 0,
+                0.0, 120.0, modes=("plain",),
+                targets=PAIR if store == "memory" else (KIMI,), repeats=1,
+                options=("--stored", str(size), "--store", store, "--runs", str(runs)),
+                history="stored", stored=size,
+            ))
+    for store in ("memory", "sqlite"):
+        found.append(Scenario(
+            f"s{biggest}{store[0]}", f"only the sent messages of {biggest} stored ({store})",
+            "history", 1, 0, 0.0, 120.0, modes=("plain",), targets=(KIMI,), repeats=1,
+            options=("--stored", str(biggest), "--store", store, "--runs", str(runs),
+                     "--history-source", "sent"),
+            history="sent", stored=biggest,
+        ))
+    return tuple(found)
+
+
+def burst(
+    n: int, latency_ms: int, max_seconds: float, warmup: int = 100, floor_plain: bool = False
+) -> Scenario:
+    """`n` conversations at once on a slow model. `floor_plain`: the hand-written loop only
+    non-streamed (5,000 at once take over a minute per run at the default pool's 100/s)."""
+    return Scenario(f"f{n}", f"{n} in flight, {latency_ms} ms model", "burst", n, n, 0.0,
+                    max_seconds, warmup=warmup, route=f"lat{latency_ms}", targets=PAIR,
+                    repeats=1, target_modes=((FLOOR, ("plain",)),) if floor_plain else ())
 
 
 FULL_SCENARIOS: tuple[Scenario, ...] = (
@@ -57,6 +115,17 @@ FULL_SCENARIOS: tuple[Scenario, ...] = (
     Scenario("tools200", "4×200 ms tools", "load", 1, 5, 10.0, 10.0, 0.2, warmup=1),
     Scenario("memory", "100 in flight", "memory", 100, 100, 0.0, 30.0, warmup=10,
              heap_conversations=30),
+    Scenario("conn10", "10 conversations in a row", "connections", 1, 10, 0.0, 30.0,
+             repeats=1),
+    *history_scenarios((10, 1000, 10000), 10),
+    burst(200, 500, 60.0),
+    burst(1000, 500, 90.0),
+    burst(5000, 500, 240.0, floor_plain=True),
+    Scenario("early", "4 calls 250 ms apart, tools 0.2–1 s", "early", 1, 0, 0.0, 60.0,
+             route="gap250", modes=("stream",), targets=(KIMI, KIMI_EARLY, FLOOR), repeats=1,
+             options=("--runs", "5", "--gap-ms", "250")),
+    Scenario("cache", "200-turn Chinese conversation", "cache", 1, 0, 0.0, 240.0,
+             modes=("plain",), targets=PAIR, repeats=1, options=("--turns", "200")),
 )
 
 QUICK_SCENARIOS: tuple[Scenario, ...] = (
@@ -66,6 +135,15 @@ QUICK_SCENARIOS: tuple[Scenario, ...] = (
     Scenario("tools200", "4×20 ms tools (quick)", "load", 1, 2, 5.0, 5.0, 0.02, warmup=1),
     Scenario("memory", "6 in flight (quick)", "memory", 6, 6, 0.0, 10.0, warmup=2,
              heap_conversations=3),
+    Scenario("conn10", "3 conversations in a row (quick)", "connections", 1, 3, 0.0, 20.0,
+             repeats=1),
+    *history_scenarios((10, 100), 1),
+    burst(20, 20, 30.0, warmup=4),
+    Scenario("early", "4 calls 25 ms apart (quick)", "early", 1, 0, 0.0, 20.0,
+             route="gap25", modes=("stream",), targets=(KIMI, KIMI_EARLY, FLOOR), repeats=1,
+             options=("--runs", "1", "--gap-ms", "25")),
+    Scenario("cache", "4-turn conversation (quick)", "cache", 1, 0, 0.0, 30.0,
+             modes=("plain",), targets=PAIR, repeats=1, options=("--turns", "4")),
 )
 
 
@@ -82,7 +160,8 @@ class Settings:
     out: Path
     json_out: Path | None
     quick: bool
-    render: Path | None = None
+    micro_repeats: int = 7
+    render: list[Path] | None = None
 
 
 @dataclass
@@ -292,17 +371,27 @@ def run_worker(
 ) -> dict[str, Any]:
     result_file = workdir / f"run-{index}.json"
     timeout = scenario.max_seconds * 2 + JOB_OVERHEAD_S
+    base_url = gateway.base_url
+    if scenario.route:
+        base_url = base_url.removesuffix("/v1") + f"/{scenario.route}/v1"
     job = [
         "--target", zygote.spec.name, "--mode", mode,
-        "--kind", scenario.kind, "--base-url", gateway.base_url,
+        "--kind", scenario.kind, "--base-url", base_url,
         "--concurrency", str(scenario.concurrency),
         "--conversations", str(scenario.conversations), "--warmup", str(scenario.warmup),
         "--min-seconds", str(scenario.min_seconds), "--max-seconds", str(scenario.max_seconds),
         "--tool-wait", str(scenario.tool_wait),
         "--heap-conversations", str(scenario.heap_conversations),
         "--result-file", str(result_file), "--cpus", cpus_arg(settings.client_cpus),
-        "--max-lifetime", str(timeout + 5),
+        "--max-lifetime", str(timeout + 5), "--tag", f"{scenario.key}-{mode}-{index}",
+        *scenario.options,
     ]
+    if scenario.history:
+        capture = workdir / f"capture-{scenario.stored}.json"
+        if zygote.spec.name == KIMI and scenario.history == "stored":
+            job += ["--capture-out", str(capture)]
+        elif capture.exists():
+            job += ["--history-file", str(capture)]
     before = gateway.stats()
     problem = zygote.run(job, timeout + 10)
     after = gateway.stats()
@@ -315,10 +404,18 @@ def run_worker(
         cpu = after["cpu_s"] - before["cpu_s"]
         result["gateway_cpu_ms_per_conv"] = cpu * 1000 / conversations if conversations else None
         result["gateway_requests"] = after["requests"] - before["requests"]
+        if "client_connections" in after:
+            new = after["client_connections"] - before["client_connections"]
+            result["gateway_new_connections"] = new
+            result["new_connections_per_conv"] = new / conversations if conversations else None
     return result
 
 
 def run_ok(result: dict[str, Any]) -> bool:
+    if result.get("unsupported") and result.get("ok"):
+        return True  # a feature the target lacks: reported as "not available"
+    if result.get("tolerate_failures"):  # failures are a figure of this scenario
+        return bool(result.get("ok")) and result.get("verified", 0) > 0
     return (
         bool(result.get("ok"))
         and not result.get("errors")
@@ -481,6 +578,11 @@ def parse_args(argv: Sequence[str] | None) -> Settings:
         help=f"scenarios (default: all): {', '.join(s.key for s in FULL_SCENARIOS)}",
     )
     parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
+    parser.add_argument(
+        "--pools", action="store_true",
+        help="also run the hand-written loop with other pool limits (issue 8's comparison)",
+    )
+    parser.add_argument("--micro-repeats", type=int, help="fresh interpreters (default 5)")
     parser.add_argument("--repeats", type=int, help="repeats per figure (default 3, quick 1)")
     parser.add_argument("--import-repeats", type=int, help="fresh interpreters (default 5)")
     parser.add_argument("--model-latency-ms", type=float, default=0.0)
@@ -488,8 +590,10 @@ def parse_args(argv: Sequence[str] | None) -> Settings:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="markdown output")
     parser.add_argument("--json", type=Path, help="raw results (default: OUT with .json)")
     parser.add_argument(
-        "--render", type=Path, metavar="JSON",
-        help="measure nothing: rewrite OUT from the raw results of an earlier run",
+        "--render", type=Path, metavar="JSON", nargs="+",
+        help="measure nothing: rewrite OUT (and its .json) from the raw results of earlier "
+        "runs; a later file's runs replace an earlier one's for the same target, mode and "
+        "scenario (e.g. a scenario re-run on its own), and RESULTS.md says so",
     )
     args = parser.parse_args(argv)
 
@@ -498,7 +602,7 @@ def parse_args(argv: Sequence[str] | None) -> Settings:
     if unknown:
         parser.error(f"unknown target(s): {', '.join(unknown)}")
     targets = [TARGETS_BY_NAME[n] for n in names] if names else list(ALL_TARGETS)
-    if args.quick and not names:
+    if not names and not args.pools:
         targets = [t for t in targets if t.kind != "pool"]
     pool = FULL_SCENARIOS if not args.quick else QUICK_SCENARIOS
     keys = [k for item in (args.scenarios or []) for k in item.split(",") if k]
@@ -519,6 +623,7 @@ def parse_args(argv: Sequence[str] | None) -> Settings:
         modes=list(dict.fromkeys(args.modes)),
         repeats=max(1, args.repeats or (1 if args.quick else 3)),
         import_repeats=max(1, args.import_repeats or (1 if args.quick else 5)),
+        micro_repeats=max(1, args.micro_repeats or (1 if args.quick else 5)),
         model_latency_ms=args.model_latency_ms,
         client_cpus=client_cpus,
         gateway_cpus=gateway_cpus,
@@ -531,13 +636,58 @@ def parse_args(argv: Sequence[str] | None) -> Settings:
 
 def plan(settings: Settings, available: list[TargetSpec]) -> Iterator[tuple[int, Scenario, str,
                                                                              TargetSpec]]:
-    """Repeats outermost, so slow drift of the machine spreads over all targets alike."""
+    """Repeats outermost, so slow drift of the machine spreads over all targets alike.
+
+    Targets run in the registry's order whatever order they were asked in: kimi-agent first,
+    so the history scenarios' hand-written loop gets the request kimi-agent captured."""
+    order = {spec.name: index for index, spec in enumerate(ALL_TARGETS)}
+    available = sorted(available, key=lambda spec: order.get(spec.name, len(order)))
     for repeat in range(settings.repeats):
         for scenario in settings.scenarios:
+            if repeat >= (scenario.repeats or settings.repeats):
+                continue
             for mode in settings.modes:
+                if scenario.modes is not None and mode not in scenario.modes:
+                    continue
                 for spec in available:
-                    if spec.scenarios is None or scenario.key in spec.scenarios:
+                    only = dict(scenario.target_modes).get(spec.name)
+                    if only is not None and mode not in only:
+                        continue
+                    if scenario.targets is not None:
+                        if spec.name in scenario.targets:
+                            yield repeat, scenario, mode, spec
+                    elif spec.scenarios is None or scenario.key in spec.scenarios:
                         yield repeat, scenario, mode, spec
+
+
+def merge_results(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """One result set from several runs: the first's meta, imports and micro figures; every
+    later part's runs replace the first's for the same (target, mode, scenario), and the
+    meta records which cells came from which run (date, load, revision)."""
+    merged = parts[0]
+    for part in parts[1:]:
+        cells = {(r["target"], r["mode"], r["scenario"]) for r in part["runs"]}
+        merged["runs"] = [
+            r for r in merged["runs"] if (r["target"], r["mode"], r["scenario"]) not in cells
+        ] + part["runs"]
+        known = {s["key"] for s in merged["meta"]["scenarios"]}
+        for scenario in part["meta"]["scenarios"]:
+            if scenario["key"] in known:
+                merged["meta"]["scenarios"] = [
+                    scenario if s["key"] == scenario["key"] else s
+                    for s in merged["meta"]["scenarios"]
+                ]
+            else:
+                merged["meta"]["scenarios"].append(scenario)
+        merged["meta"].setdefault("merged", []).append({
+            "date": part["meta"]["date"],
+            "revision": part["meta"].get("revision"),
+            "elapsed_s": part["meta"].get("elapsed_s"),
+            "loadavg_start": part["meta"]["machine"].get("loadavg_start"),
+            "loadavg_end": part["meta"]["machine"].get("loadavg_end"),
+            "cells": sorted(f"{t} {m} {s}" for t, m, s in cells),
+        })
+    return merged
 
 
 def dump_results(data: dict[str, Any]) -> str:
@@ -554,9 +704,13 @@ def dump_results(data: dict[str, Any]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     settings = parse_args(argv)
     if settings.render is not None:
-        saved = json.loads(settings.render.read_text(encoding="utf-8"))
+        saved = merge_results(
+            [json.loads(path.read_text(encoding="utf-8")) for path in settings.render]
+        )
         settings.out.write_text(render_markdown(saved), encoding="utf-8")
-        log(f"wrote {settings.out} from {settings.render}")
+        if len(settings.render) > 1 and settings.json_out is not None:
+            settings.json_out.write_text(dump_results(saved), encoding="utf-8")
+        log(f"wrote {settings.out} from {', '.join(map(str, settings.render))}")
         return 0
     started = time.time()
     meta: dict[str, Any] = {
@@ -567,6 +721,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "quick": settings.quick,
         "repeats": settings.repeats,
         "import_repeats": settings.import_repeats,
+        "micro_repeats": settings.micro_repeats,
         "model_latency_ms": settings.model_latency_ms,
         "client_cpus": sorted(settings.client_cpus) if settings.client_cpus else None,
         "gateway_cpus": sorted(settings.gateway_cpus) if settings.gateway_cpus else None,
@@ -583,7 +738,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             skipped[spec.name] = f"not installed: {', '.join(missing)}"
             log(f"skip {spec.name}: {skipped[spec.name]}")
             continue
-        if spec.kind == "pool":  # the same imports as the plain loop on that library
+        if spec.kind in ("pool", "variant"):  # the same imports as the plain target
             available.append(spec)
             continue
         log(f"import time of {spec.name}")
@@ -596,16 +751,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             continue
         available.append(spec)
 
+    micro = measure_micro(settings, [s.name for s in available])
     runs: list[Run] = []
     jobs = list(plan(settings, available))
     lifetime = sum(s.max_seconds * 2 + JOB_OVERHEAD_S for _, s, _, _ in jobs) + 60
     zygotes = {spec.name: Zygote(spec, lifetime) for spec in available}
+    load_samples: list[float] = []
     try:
         with tempfile.TemporaryDirectory(prefix="kimi-bench-") as tmp, GatewayProcess(
             settings.model_latency_ms, settings.gateway_cpus, lifetime
         ) as gateway:
             log(f"fake gateway at {gateway.base_url}; {len(jobs)} runs")
             for index, (repeat, scenario, mode, spec) in enumerate(jobs):
+                if hasattr(os, "getloadavg"):
+                    load_samples.append(round(os.getloadavg()[0], 2))
                 result = run_worker(
                     settings, gateway, zygotes[spec.name], mode, scenario, Path(tmp), index
                 )
@@ -617,12 +776,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         for zygote in zygotes.values():
             zygote.dispose()
     meta["elapsed_s"] = time.time() - started
+    meta["machine"]["loadavg_during"] = load_samples
     meta["machine"]["loadavg_end"] = os.getloadavg() if hasattr(os, "getloadavg") else None
 
     data: dict[str, Any] = {
         "meta": meta,
         "skipped": skipped,
         "imports": imports,
+        "micro": micro,
         "runs": [asdict(r) for r in runs],
     }
     settings.out.parent.mkdir(parents=True, exist_ok=True)
@@ -631,10 +792,41 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings.json_out.write_text(dump_results(data), encoding="utf-8")
     print(render_summary(data))
     log(f"wrote {settings.out} in {meta['elapsed_s']:.0f} s")
-    failed = [r for r in runs if not r.result["verified_ok"]]
+    failed = [r for r in runs if not r.result["verified_ok"] and not no_data(r.result)]
     for run in failed[:10]:
         log(f"FAILED {run.target} {run.mode} {run.scenario}: {run.result.get('errors')}")
     return 1 if failed else 0
+
+
+DESCRIBE = {
+    "history": ("cpu_ms_per_run", "sent_messages", "stored_messages"),
+    "burst": ("conv_per_s", "p99_ms", "cpu_ms_per_conv", "failures", "unfinished",
+              "lag_p99_ms"),
+    "early": ("step_ms", "bound_ms", "conversation_ms"),
+    "cache": ("cached_share", "cached_share_after_trim", "requests"),
+    "connections": ("new_connections", "requests"),
+}
+
+
+def measure_micro(settings: Settings, available: list[str]) -> dict[str, Any]:
+    """Registration of 300 tools, `import kimi_agent` vs `import httpx2`, `kimi-agent --help`,
+    each best of N fresh interpreters (bench.micro)."""
+    if KIMI not in available:
+        return {}
+    repeats = settings.micro_repeats
+    cpus, env = settings.client_cpus, child_env()
+    log("registration, import and --help times")
+    found: dict[str, Any] = {
+        "registration": micro.registration(
+            30 if settings.quick else 300, repeats, cpus, REPO_ROOT, env
+        ),
+        "imports": micro.imports(
+            {"kimi_agent": "import kimi_agent", "httpx2": "import httpx2"}, repeats, cpus,
+            REPO_ROOT, env,
+        ),
+        "cli_help": micro.cli_help(repeats, REPO_ROOT, env),
+    }
+    return found
 
 
 def describe(
@@ -644,6 +836,13 @@ def describe(
     head = f"{index + 1}/{total} {spec.name} {mode} {scenario.key} #{repeat + 1}:"
     if not result["verified_ok"]:
         return f"{head} FAILED {str(result.get('errors'))[:300]}"
+    if result.get("unsupported"):
+        return f"{head} not available: {result['unsupported'][:200]}"
+    if scenario.kind in DESCRIBE:
+        return f"{head} " + ", ".join(
+            f"{name} {result[name]:.4g}" if isinstance(result.get(name), float)
+            else f"{name} {result.get(name)}" for name in DESCRIBE[scenario.kind]
+        )
     if scenario.kind == "memory":
         return (
             f"{head} {result['rss_kb_per_conv']:.1f} KB RSS, "

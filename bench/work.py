@@ -55,7 +55,8 @@ def result_for(key: str) -> str:
 
 def expected_fragments(base: str) -> list[str]:
     return [
-        f"{call_id(i)}={result_for(key_for(base, i))}" for i in range(CALLS_PER_CONVERSATION)
+        f"{call_id(i)}={result_for(key_for(base, i))}{GATE.padding}"
+        for i in range(CALLS_PER_CONVERSATION)
     ]
 
 
@@ -65,12 +66,26 @@ def verify(output: object, base: str) -> bool:
 
 
 class ToolGate:
-    """How the `lookup` tool behaves in this process: sleep, or block on an event."""
+    """How the `lookup` tool behaves in this process: sleep, or block on an event.
+
+    `waits`, when set, gives the sleep of the call for key `<base>.<i>` as `waits[i]` (the
+    early-start scenario's tools of different lengths); `padding` is appended to every result
+    (the long-conversation scenario's bulky Chinese results).
+    """
 
     def __init__(self) -> None:
         self.wait: float = 0.0
+        self.waits: tuple[float, ...] = ()
+        self.padding: str = ""
         self.event: asyncio.Event | None = None
         self.entered: int = 0
+
+    def wait_for(self, key: str) -> float:
+        if self.waits:
+            index = key.rsplit(".", 1)[-1]
+            if index.isdigit() and int(index) < len(self.waits):
+                return self.waits[int(index)]
+        return self.wait
 
 
 GATE: Final = ToolGate()
@@ -80,8 +95,9 @@ async def lookup_body(key: str) -> str:
     """The body of every target's `lookup` tool."""
     GATE.entered += 1
     event = GATE.event
+    wait = GATE.wait_for(key)
     if event is not None:
         await event.wait()  # bounded by the worker's phase timeout, which sets the event
-    elif GATE.wait > 0:
-        await asyncio.sleep(GATE.wait)
-    return result_for(key)
+    elif wait > 0:
+        await asyncio.sleep(wait)
+    return result_for(key) + GATE.padding

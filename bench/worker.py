@@ -38,7 +38,8 @@ from pathlib import Path
 from typing import Any
 
 from bench._proc import die_with_parent, parse_cpus, pin_to
-from bench.targets import TARGETS_BY_NAME, ConversationRunner, load_runner
+from bench.phases import PHASES
+from bench.targets import TARGETS_BY_NAME, ConversationRunner, Unsupported, load_runner
 from bench.work import CALLS_PER_CONVERSATION, GATE, prompt_for, verify
 
 MAX_ERRORS = 20
@@ -353,10 +354,15 @@ async def run_worker(args: argparse.Namespace) -> dict[str, Any]:
         spec = dataclasses.replace(spec, variant=args.variant)
     runner = load_runner(spec, args.base_url, args.mode == "stream")
     import_s = time.perf_counter() - t0
-    await runner.start()
+    try:
+        await runner.start()
+    except Unsupported as exc:  # a feature this target does not have: "not available"
+        return {"unsupported": str(exc), "completed": 0, "verified": 0, "errors": []}
     try:
         if args.kind == "memory":
             result = await memory_phase(runner, args)
+        elif args.kind in PHASES:
+            result = await PHASES[args.kind](runner, args)
         else:
             result = await load_phase(runner, args)
         result["http_client"] = runner.http_client()
@@ -372,7 +378,7 @@ def job_parser() -> argparse.ArgumentParser:
     parser.add_argument("--target", required=True, choices=sorted(TARGETS_BY_NAME))
     parser.add_argument("--variant", default="", help="override the target's variant")
     parser.add_argument("--mode", choices=("plain", "stream"), default="plain")
-    parser.add_argument("--kind", choices=("load", "memory"), default="load")
+    parser.add_argument("--kind", choices=("load", "memory", *PHASES), default="load")
     parser.add_argument("--base-url", required=True)
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--conversations", type=int, default=10)
@@ -381,6 +387,16 @@ def job_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-seconds", type=float, default=10.0, help="hard cap per phase")
     parser.add_argument("--heap-conversations", type=int, default=50)
     parser.add_argument("--tool-wait", type=float, default=0.0)
+    parser.add_argument("--runs", type=int, default=10, help="history/early: measured runs")
+    parser.add_argument("--warmup-runs", type=int, default=2, help="history: unmeasured runs")
+    parser.add_argument("--stored", type=int, default=10, help="history: stored messages")
+    parser.add_argument("--store", choices=("memory", "sqlite"), default="memory")
+    parser.add_argument("--history-source", choices=("stored", "sent"), default="stored")
+    parser.add_argument("--history-file", default="", help="history: a captured request")
+    parser.add_argument("--capture-out", default="", help="history: save the sent request")
+    parser.add_argument("--tag", default="x", help="names this run's probes at the gateway")
+    parser.add_argument("--gap-ms", type=float, default=0.0, help="early: tool-call gap")
+    parser.add_argument("--turns", type=int, default=200, help="cache: conversation turns")
     parser.add_argument("--result-file", required=True)
     parser.add_argument("--cpus", default="")
     parser.add_argument("--max-lifetime", type=float, default=300.0)

@@ -29,6 +29,9 @@ _EXPORTS: dict[str, str] = {
     "Handoff": "kimi_agent.tooling._run_context",
     "GatewayClient": "kimi_agent.gateway._client",
     "RetryPolicy": "kimi_agent.gateway._retry",
+    "ConcurrencyLimiter": "kimi_agent.gateway._limiter",
+    "FairLimiter": "kimi_agent.gateway._limiter",
+    "CallInfo": "kimi_agent.wire",
     "ModelProfile": "kimi_agent.models._profiles",
     "ModelPrice": "kimi_agent.models._profiles",
     "register_model": "kimi_agent.models._profiles",
@@ -58,6 +61,9 @@ __all__ = [
     "Agent",
     "AgentHandoff",
     "CacheAwareTrim",
+    "CallInfo",
+    "ConcurrencyLimiter",
+    "FairLimiter",
     "GatewayClient",
     "GuardrailResult",
     "Handoff",
@@ -98,6 +104,7 @@ if TYPE_CHECKING:
     from kimi_agent.agent._hooks import RunHooks
     from kimi_agent.agent._result import PendingApproval, RunResult, StepRecord
     from kimi_agent.gateway._client import GatewayClient
+    from kimi_agent.gateway._limiter import ConcurrencyLimiter, FairLimiter
     from kimi_agent.gateway._retry import RetryPolicy
     from kimi_agent.models._profiles import ModelPrice, ModelProfile, register_model
     from kimi_agent.models._router import ModelRouter
@@ -109,6 +116,7 @@ if TYPE_CHECKING:
     from kimi_agent.tooling._run_context import Handoff, RunContext
     from kimi_agent.tooling._tool import Tool, tool
     from kimi_agent.tracing import instrument
+    from kimi_agent.wire import CallInfo
 
 
 def __getattr__(name: str) -> Any:

@@ -52,7 +52,7 @@ def estimate_text(text: str) -> int:
     n_chars = len(text)
     if text.isascii():
         return int(n_chars / OTHER_CHARS_PER_TOKEN) + 1
-    n_wide = (len(text.encode("utf-8")) - n_chars) // 2
+    n_wide = (len(text.encode("utf-8", "surrogatepass")) - n_chars) // 2
     n_wide = min(n_wide, n_chars)
     return int(n_wide * CJK_TOKENS_PER_CHAR + (n_chars - n_wide) / OTHER_CHARS_PER_TOKEN) + 1
 

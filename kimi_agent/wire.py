@@ -10,12 +10,24 @@ history otherwise.
 from __future__ import annotations
 
 import json
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    TypeAdapter,
+    field_validator,
+    model_validator,
+)
 
 __all__ = [
     "AssistantMessage",
+    "CallInfo",
     "ChatCompletion",
     "ChatCompletionChunk",
     "ChatRequest",
@@ -40,9 +52,46 @@ REASONING_PLACEHOLDER = " "
 """Sent as `reasoning_content` when an assistant tool-call message has none: "" is refused."""
 
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def dumps(value: Any) -> str:
-    """JSON as it goes on the wire: CJK kept as is, no spaces, stable key order of dicts."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    """JSON as it goes on the wire: CJK kept as is, no spaces, stable key order of dicts.
+
+    A lone surrogate (text cut inside a UTF-16 pair, e.g. from a browser) cannot be encoded
+    as UTF-8; it is replaced by U+FFFD here, at the boundary, so encoding the result never
+    raises `UnicodeEncodeError`."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    if not text.isascii() and _LONE_SURROGATE.search(text) is not None:
+        text = _LONE_SURROGATE.sub("\ufffd", text)
+    return text
+
+
+@dataclass(frozen=True, slots=True)
+class CallInfo:
+    """What the gateway said about one model call besides the reply itself.
+
+    `request_id` / `trace_id`: the ids to quote in a support ticket (the first of
+    `Msh-Request-Id`, `X-Request-Id`, ... and of `X-Msh-Trace-Id`, ..., else the body's `id`);
+    `request_ids` holds every id header and the body id. `rate_limit_*` are the tightest USD
+    spend bucket of the key (`X-RateLimit-Limit`, `-Remaining`, `-Reset`, the reset as a UTC
+    datetime), `quota_remaining_credits` / `org_quota_remaining_credits` the key's and the
+    organisation's remaining credits (1 USD = 1,000,000). None when the header was absent.
+    """
+
+    model: str
+    status: int | None = None
+    stream: bool = False
+    attempts: int = 1
+    latency_s: float | None = None
+    request_id: str | None = None
+    trace_id: str | None = None
+    request_ids: dict[str, str] = field(default_factory=dict)
+    rate_limit_limit: float | None = None
+    rate_limit_remaining: float | None = None
+    rate_limit_reset: datetime | None = None
+    quota_remaining_credits: float | None = None
+    org_quota_remaining_credits: float | None = None
 
 
 class _Lenient(BaseModel):
@@ -253,6 +302,13 @@ class ChatCompletion(_Lenient):
     model: str = ""
     choices: list[Choice]
     usage: Usage | None = None
+    _call_info: CallInfo | None = PrivateAttr(default=None)
+
+    @property
+    def call_info(self) -> CallInfo | None:
+        """Ids, rate-limit and quota headers of the call that gave this reply (set by the
+        gateway client; never serialised)."""
+        return self._call_info
 
     @model_validator(mode="after")
     def _usage_from_choice(self) -> ChatCompletion:

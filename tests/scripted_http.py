@@ -1,8 +1,10 @@
 """A tiny scripted HTTP/1.1 server on loopback, for testing the client's handling of raw bytes.
 
 Each incoming request takes the next scripted `Answer`: a status, headers and either a body
-or a list of SSE events, optionally cut before `[DONE]` or dropped mid-stream. Requests are
-recorded (headers and JSON body) so tests can assert what the client sent.
+or a list of SSE events, optionally cut before `[DONE]` or dropped mid-stream, delayed, silent
+before the headers or stalled mid-stream. Requests are recorded (headers and JSON body) so
+tests can assert what the client sent; the server counts connections opened and closed and the
+most requests it had in flight at once.
 """
 
 from __future__ import annotations
@@ -24,6 +26,16 @@ class Answer:
     done: bool = True
     drop_after: int | None = None
     """Close the socket abruptly after this many events (no chunked terminator)."""
+    delay: float = 0.0
+    """Seconds to wait before answering (to overlap requests)."""
+    silent: bool = False
+    """Read the request and never answer."""
+    stall_after: int | None = None
+    """Send this many events, then go silent without closing."""
+    prefix: bytes = b""
+    """Raw bytes sent before the first event (e.g. a byte-order mark)."""
+    tail: bytes = b""
+    """Raw bytes sent after `[DONE]`, before the end of the body."""
 
 
 @dataclass
@@ -38,16 +50,30 @@ class Recorded:
 
 
 REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 402: "Payment Required",
-           404: "Not Found", 422: "Unprocessable Entity", 429: "Too Many Requests",
-           500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable"}
+           403: "Forbidden", 404: "Not Found", 413: "Payload Too Large",
+           422: "Unprocessable Entity", 429: "Too Many Requests", 500: "Internal Server Error",
+           502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}
 
 
 class ScriptedServer:
     def __init__(self, answers: list[Answer]) -> None:
         self.answers = list(answers)
         self.requests: list[Recorded] = []
+        self.connections = 0
+        self.closed = 0
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._closed_event = asyncio.Event()
+        self._stop = asyncio.Event()
+
+    async def wait_closed_connection(self) -> None:
+        """Wait until a connection has been closed by the client (or the server)."""
+        await self._closed_event.wait()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.add(writer)
+        self.connections += 1
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -62,15 +88,38 @@ class ScriptedServer:
                 self.requests.append(Recorded(method, path, headers, body))
                 answer = self.answers.pop(0) if self.answers else Answer(500, {"error": {
                     "message": "script exhausted", "type": "server_error"}})
-                keep = await self._answer(writer, answer)
+                self.in_flight += 1
+                self.max_in_flight = max(self.max_in_flight, self.in_flight)
+                try:
+                    keep = await self._answer(reader, writer, answer)
+                finally:
+                    self.in_flight -= 1
                 if not keep:
                     return
         except (asyncio.IncompleteReadError, ConnectionError):
             return
         finally:
+            self.closed += 1
+            self._closed_event.set()
             writer.close()
+            self._writers.discard(writer)
 
-    async def _answer(self, writer: asyncio.StreamWriter, answer: Answer) -> bool:
+    async def _stall(self, reader: asyncio.StreamReader) -> None:
+        """Say nothing until the client closes the connection or the server stops."""
+        eof = asyncio.ensure_future(reader.read())
+        stop = asyncio.ensure_future(self._stop.wait())
+        await asyncio.wait([eof, stop], return_when=asyncio.FIRST_COMPLETED)
+        for waiter in (eof, stop):
+            waiter.cancel()
+        await asyncio.gather(eof, stop, return_exceptions=True)
+
+    async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                      answer: Answer) -> bool:
+        if answer.delay:
+            await asyncio.sleep(answer.delay)
+        if answer.silent:
+            await self._stall(reader)
+            return False
         reason = REASONS.get(answer.status, "Status")
         if answer.events is None:
             body = answer.body
@@ -88,16 +137,24 @@ class ScriptedServer:
         headers = {"content-type": "text/event-stream", **answer.headers,
                    "transfer-encoding": "chunked"}
         writer.write(_head(answer.status, reason, headers))
+        if answer.prefix:
+            writer.write(_chunk(answer.prefix))
         for i, event in enumerate(answer.events):
             if answer.drop_after is not None and i >= answer.drop_after:
                 transport = writer.transport
                 transport.abort()
+                return False
+            if answer.stall_after is not None and i >= answer.stall_after:
+                await self._stall(reader)
                 return False
             data = event if isinstance(event, str) else json.dumps(event, ensure_ascii=False)
             writer.write(_chunk(f"data: {data}\n\n".encode()))
             await writer.drain()
         if answer.done:
             writer.write(_chunk(b"data: [DONE]\n\n"))
+            await writer.drain()
+        if answer.tail:
+            writer.write(_chunk(answer.tail))
         writer.write(b"0\r\n\r\n")
         await writer.drain()
         return True
@@ -109,7 +166,10 @@ class ScriptedServer:
         try:
             yield f"http://127.0.0.1:{port}/v1"
         finally:
+            self._stop.set()
             server.close()
+            for writer in list(self._writers):
+                writer.transport.abort()
             await server.wait_closed()
 
 

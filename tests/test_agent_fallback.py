@@ -1,4 +1,5 @@
-"""Fallback from kimi-k2-6 to kimi-k2-5 as docs/concepts/fallback.md describes, on the simulator."""
+"""Fallback from kimi-k2-6 to kimi-k2-5 by the rules of docs/wire/gateway.md ("What falls over"),
+on the simulator."""
 
 from __future__ import annotations
 

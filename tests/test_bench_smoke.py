@@ -1,7 +1,9 @@
 """A tiny smoke run of the benchmark harness: it runs, verifies every output, writes the table.
 
 No timing assertions: speed is checked in `python -m bench`, never in unit tests. The peer
-frameworks come from the optional `bench` extra; their part is skipped when it is missing.
+frameworks come from the optional `bench` extra: with it installed their smoke run must
+verify; without it (CI's dev install) the harness must report them as skipped, with the
+reason, and still write its tables. Nothing here skips itself.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ def run_bench(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[s
         env=env,
         capture_output=True,
         text=True,
-        timeout=100,
+        timeout=150,
     )
     assert out.exists(), done.stderr[-3000:]
     data = json.loads(out.with_suffix(".json").read_text(encoding="utf-8"))
@@ -46,34 +48,62 @@ def assert_verified(data: Any, targets: set[str]) -> None:
     for run in data["runs"]:
         result = run["result"]
         assert result["verified_ok"], (run["target"], run["mode"], run["scenario"], result)
-        assert result["completed"] == result["verified"] > 0
+        if result.get("unsupported"):  # a feature this kimi-agent lacks: "not available"
+            assert run["target"] == "kimi-agent[read_only]", run
+            continue
+        assert result["verified"] > 0, run
+        if not result.get("tolerate_failures"):
+            assert result["completed"] == result["verified"], run
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(170)
 def test_smoke_floor_and_kimi_agent(tmp_path: Path) -> None:
-    done, markdown, data = run_bench(tmp_path, "--targets", *FLOORS, "kimi-agent")
+    done, markdown, data = run_bench(
+        tmp_path, "--targets", *FLOORS, "kimi-agent", "kimi-agent[read_only]"
+    )
     assert done.returncode == 0, done.stderr[-3000:]
-    expected = set(FLOORS)
-    if "kimi-agent" not in data["skipped"]:
-        expected.add("kimi-agent")
-    else:  # the harness says why, and the table says the kimi-agent rows are pending
-        assert "Provisional" in markdown
-    assert_verified(data, expected)
+    assert "kimi-agent" not in data["skipped"], data["skipped"]
+    assert_verified(data, {*FLOORS, "kimi-agent", "kimi-agent[read_only]"})
     scenarios = {run["scenario"] for run in data["runs"]}
-    assert scenarios == {"c1", "c50", "c200", "tools200", "memory"}
+    assert scenarios == {
+        "c1", "c50", "c200", "tools200", "memory", "conn10", "h10m", "h10s", "h100m",
+        "h100s", "s100m", "s100s", "f20", "early", "cache",
+    }
     assert {run["mode"] for run in data["runs"]} == {"plain", "stream"}
-    for heading in ("## Targets to reach", "## Non-streamed", "## Streamed", "## Import time"):
+    for heading in (
+        "## Targets (issue 14)", "## Earlier targets (issue 8)", "## Non-streamed",
+        "## Streamed", "## CPU per run with a stored history", "## Conversations in flight",
+        "## Tools that start while the reply streams", "## Prompt cache", "## New connections",
+        "## Registration, import and start-up", "## Import time",
+    ):
         assert heading in markdown
     assert "| httpx | httpx |" in markdown
     assert "**FAIL**" not in markdown
+    by_key = {(r["target"], r["mode"], r["scenario"]): r["result"] for r in data["runs"]}
+    # The honest floor reads every streamed body to its end: no new connection after the first.
+    assert by_key[("httpx2", "stream", "conn10")]["new_connections"] == 0
+    # The hand-written loop sent the very request kimi-agent sent (captured at the gateway).
+    assert by_key[("httpx2", "plain", "h100m")]["history_source"] == "captured"
+    assert (by_key[("httpx2", "plain", "h100m")]["sent_messages"]
+            == by_key[("kimi-agent", "plain", "h100m")]["sent_messages"])
+    # The cache model saw every request of the long conversation, Chinese results and all.
+    cache = by_key[("kimi-agent", "plain", "cache")]
+    assert cache["requests"] == 2 * cache["turns"]
+    assert 0 < cache["cached_share"] <= 1
+    assert data["micro"]["registration"]["ok"] and data["micro"]["imports"]["httpx2"]["ok"]
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.skipif(not PEERS_INSTALLED, reason="peer frameworks (the bench extra) not installed")
 def test_smoke_peers(tmp_path: Path) -> None:
     done, markdown, data = run_bench(
-        tmp_path, "--targets", "openai-agents", "pydantic-ai", "--scenarios", "c1"
+        tmp_path, "--targets", "openai-agents", "pydantic-ai", "--scenarios", "c1", "conn10"
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    assert_verified(data, {"openai-agents", "pydantic-ai"})
-    assert "| openai-agents |" in markdown and "| pydantic-ai |" in markdown
+    if PEERS_INSTALLED:
+        assert_verified(data, {"openai-agents", "pydantic-ai"})
+        assert "| openai-agents |" in markdown and "| pydantic-ai |" in markdown
+    else:  # CI's dev install: the harness names what is missing instead of failing
+        assert set(data["skipped"]) == {"openai-agents", "pydantic-ai"}, data["skipped"]
+        assert all("not installed" in why for why in data["skipped"].values())
+        assert data["runs"] == []
+        assert "Skipped targets:" in markdown and "- openai-agents: not installed" in markdown

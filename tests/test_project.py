@@ -67,6 +67,23 @@ def test_every_error_class_is_exported_from_kimi_agent() -> None:
     assert all(getattr(kimi_agent, name) is getattr(errors, name) for name in classes)
 
 
+def test_the_wheel_ships_the_two_packages_and_their_data_only(tmp_path: Path) -> None:
+    """No top-level `tools`, `examples`, `bench` or `tests` in site-packages; the demo's
+    knowledge base and the web layer's pages inside the packages."""
+    import zipfile
+
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
+                    "--no-build-isolation", "-w", str(tmp_path), str(ROOT)], check=True,
+                   capture_output=True)
+    [wheel] = tmp_path.glob("*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert {n.split("/")[0] for n in names} == {
+        "kimi_agent", "kimi_agent_tools", "kimi_agent-0.1.0.dist-info"}
+    assert "kimi_agent_tools/demo/knowledge/returns.md" in names
+    assert "kimi_agent/web/_static/widget.html" in names
+    assert "kimi_agent/py.typed" in names and "kimi_agent_tools/py.typed" in names
+
+
 # Built from parts, so that this file does not name them itself.
 OUTSIDE_DOCUMENTS = tuple(part.encode() for part in (
     "DESIGN" + ".md", "KIMI_WIRE" + ".md", "GATEWAY" + ".md", ".." + "/shared",

@@ -299,4 +299,4 @@ def test_inject_refuses_nonsense(kwargs: dict[str, Any]):
 def test_reset_forgets_faults_and_requests(sim: GatewaySimulator):
     sim.inject("kimi-k2-6", status=503, always=True)
     sim.reset()
-    assert sim.faults.faults == [] and sim.requests == []
+    assert sim.faults.faults == [] and len(sim.requests) == 0

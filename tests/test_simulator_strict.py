@@ -5,15 +5,14 @@ Every test talks to a real loopback server with raw httpx requests.
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 
-from kimi_agent._tokens import estimate_text
 from kimi_agent.testing import GatewaySimulator
+from kimi_agent.testing._tokens import count_text
 
 pytestmark = pytest.mark.anyio
 
@@ -65,12 +64,15 @@ def tool_result(call_id: str = "get_order:0", content: str = "已发货") -> dic
     return {"role": "tool", "tool_call_id": call_id, "content": content}
 
 
-def refused(response: httpx.Response, status: int, error_type: str) -> str:
+def refused(response: httpx.Response, status: int, error_type: str, code: str | None = None) -> str:
     assert response.status_code == status, response.text
     error = response.json()["error"]
     assert error["type"] == error_type
+    assert error.get("code") == code
+    assert response.headers["x-request-id"]
     assert response.headers["msh-request-id"]
     assert response.headers["x-msh-trace-id"]
+    assert response.headers["x-ratelimit-remaining"]
     message = error["message"]
     assert isinstance(message, str) and message
     return message
@@ -93,7 +95,7 @@ async def test_missing_or_wrong_key_is_401(
     headers = {} if header is None else {"Authorization": header}
     async with httpx.AsyncClient(base_url=str(client.base_url), headers=headers) as bare:
         response = await bare.post("/chat/completions", json=body())
-    message = refused(response, 401, "invalid_authentication_error")
+    message = refused(response, 401, "invalid_authentication_error", "invalid_api_key")
     assert "Invalid Authentication" in message
     assert sim.last_request.status == 401
     if header is not None:  # a foreign key never lands in the record
@@ -105,22 +107,26 @@ async def test_models_endpoint_needs_the_key_too(
 ):
     _, client = served
     async with httpx.AsyncClient(base_url=str(client.base_url)) as bare:
-        refused(await bare.get("/models"), 401, "invalid_authentication_error")
+        refused(await bare.get("/models"), 401, "invalid_authentication_error", "invalid_api_key")
     listed = (await client.get("/models")).json()
     assert [m["id"] for m in listed["data"]] == ["kimi-k2-6", "kimi-k2-5"]
 
 
-async def test_unknown_model_is_404(served: tuple[GatewaySimulator, httpx.AsyncClient]):
+async def test_unknown_model_is_400_model_not_found(
+    served: tuple[GatewaySimulator, httpx.AsyncClient],
+):
     _, client = served
     response = await client.post("/chat/completions", json=body(model="kimi-k3"))
-    assert "kimi-k3" in refused(response, 404, "resource_not_found_error")
+    message = refused(response, 400, "invalid_request_error", "model_not_found")
+    assert message.startswith("Invalid request: ") and "kimi-k3" in message
 
 
 async def test_unknown_path_and_wrong_method_answer_json(
     served: tuple[GatewaySimulator, httpx.AsyncClient],
 ):
     sim, client = served
-    refused(await client.post("/completions", json=body()), 404, "resource_not_found_error")
+    missing = await client.post("/completions", json=body())
+    refused(missing, 404, "resource_not_found_error", "not_found")
     refused(await client.get("/chat/completions"), 405, "invalid_request_error")
     assert [r.status for r in sim.requests] == [404, 405]
 
@@ -133,7 +139,7 @@ async def test_malformed_body_is_400(
     response = await client.post(
         "/chat/completions", content=raw, headers={"Content-Type": "application/json"}
     )
-    refused(response, 400, "invalid_request_error")
+    refused(response, 400, "invalid_request_error", "invalid_param")
     assert sim.last_request.body is None or not isinstance(sim.last_request.body, dict)
     assert sim.last_request.raw_body == raw
 
@@ -156,7 +162,9 @@ async def test_malformed_fields_are_400(
 ):
     _, client = served
     response = await client.post("/chat/completions", json=body(**fields))
-    assert fragment in refused(response, 400, "invalid_request_error")
+    error = response.json()["error"]
+    assert fragment in refused(response, 400, "invalid_request_error", error.get("code"))
+    assert error.get("code") in (None, "invalid_param")
 
 
 async def test_image_input_is_refused(served: tuple[GatewaySimulator, httpx.AsyncClient]):
@@ -196,18 +204,22 @@ async def test_prompt_plus_max_tokens_over_the_window_is_400(
     served: tuple[GatewaySimulator, httpx.AsyncClient],
 ):
     _, client = served
-    long_text = "订单物流状态查询" * 21_250  # 170 000 CJK characters
-    prompt = estimate_text(long_text)
+    long_text = "订单物流状态查询" * 25_000  # 200 000 CJK characters
+    prompt = count_text(long_text) + 4  # the simulator's own count, with a message's framing
     assert 131072 - 16384 < prompt <= 131072 - 4096  # the ranges the assertions rely on
     messages = [{"role": "user", "content": long_text}]
 
     over = await client.post("/chat/completions", json=body(messages=messages, max_tokens=16384))
-    message = refused(over, 400, "invalid_request_error")
-    assert "Your request exceeded model token limit: 131072" in message
+    message = refused(over, 400, "invalid_request_error", "context_length_exceeded")
+    assert message == (
+        "Invalid request: Your request exceeded model token limit: 131072 "
+        f"(requested: {prompt + 16384})"
+    )
 
     # an absent max_tokens counts as the model's cap ("model max")
     absent = await client.post("/chat/completions", json=body(messages=messages))
-    assert "exceeded model token limit" in refused(absent, 400, "invalid_request_error")
+    message = refused(absent, 400, "invalid_request_error", "context_length_exceeded")
+    assert "exceeded model token limit" in message
 
     clamped = await client.post("/chat/completions", json=body(messages=messages, max_tokens=4096))
     assert clamped.status_code == 200, clamped.text
@@ -222,25 +234,62 @@ async def test_prompt_plus_max_tokens_over_the_window_is_400(
 @pytest.mark.parametrize(
     ("field", "value"),
     [
-        ("temperature", 0.6),
+        ("temperature", 1),
+        ("temperature", 1.0),
         ("top_p", 0.95),
         ("n", 1),
-        ("presence_penalty", 0.0),
+        ("presence_penalty", 0),
         ("frequency_penalty", 0.0),
-        ("parallel_tool_calls", True),
-        ("store", False),
-        ("max_completion_tokens", 1024),
-        ("reasoning_effort", "high"),
+        ("stop", "。"),
+        ("stop", ["\n\n", "用户："]),
         ("seed", 42),
         ("user", "customer-42"),
     ],
 )
-async def test_sampling_and_undocumented_fields_are_400(
+async def test_documented_fields_at_their_fixed_values_are_accepted(
     served: tuple[GatewaySimulator, httpx.AsyncClient], field: str, value: Any
 ):
     _, client = served
     response = await client.post("/chat/completions", json=body(**{field: value}))
-    assert f"'{field}'" in refused(response, 400, "invalid_request_error")
+    assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("temperature", 0.6, "invalid temperature: only 1 is allowed for this model"),
+        ("temperature", "1", "invalid temperature: only 1 is allowed for this model"),
+        ("top_p", 1.0, "invalid top_p: only 0.95 is allowed for this model"),
+        ("n", 2, "invalid n: only 1 is allowed for this model"),
+        ("presence_penalty", 0.5, "invalid presence_penalty: only 0 is allowed for this model"),
+    ],
+)
+async def test_sampling_values_moonshot_fixes_are_400_in_its_words(
+    served: tuple[GatewaySimulator, httpx.AsyncClient], field: str, value: Any, message: str
+):
+    _, client = served
+    response = await client.post("/chat/completions", json=body(**{field: value}))
+    assert refused(response, 400, "invalid_request_error") == message
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("parallel_tool_calls", True),
+        ("store", False),
+        ("max_completion_tokens", 1024),
+        ("reasoning_effort", "high"),
+        ("thinking", {"type": "disabled"}),
+        ("seed", "42"),
+        ("stop", 7),
+    ],
+)
+async def test_undocumented_fields_and_wrong_types_are_400(
+    served: tuple[GatewaySimulator, httpx.AsyncClient], field: str, value: Any
+):
+    _, client = served
+    response = await client.post("/chat/completions", json=body(**{field: value}))
+    assert f"'{field}'" in refused(response, 400, "invalid_request_error", "invalid_param")
 
 
 async def test_stream_options_is_accepted(served: tuple[GatewaySimulator, httpx.AsyncClient]):
@@ -270,29 +319,69 @@ async def test_tool_choice_other_than_auto_or_none_is_400(
     if ok:
         assert response.status_code == 200, response.text
     else:
-        assert "tool_choice" in refused(response, 400, "invalid_request_error")
+        word = choice if isinstance(choice, str) else "specified"
+        assert refused(response, 400, "invalid_request_error") == (
+            f"tool_choice '{word}' is incompatible with thinking enabled"
+        )
+
+
+def obj(**properties: Any) -> dict[str, Any]:
+    return {"type": "object", "properties": properties}
 
 
 @pytest.mark.parametrize(
-    "parameters",
+    ("parameters", "details"),
     [
-        {"type": "object", "properties": {"status": {"enum": ["paid", "shipped"]}}},
-        {"type": "object", "properties": {"x": {"type": "array", "items": [{"type": "string"}]}}},
-        {"type": "object", "properties": {"x": {"type": "string", "anyOf": [{"type": "string"}]}}},
-        {"type": "object", "properties": {"required": {"type": "string"}}},
-        {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["b"]},
+        (obj(status={"enum": ["paid", "shipped"]}), "At path 'properties.status': type is not"),
+        (obj(x={"type": "array", "items": [{"type": "string"}]}), "items must be an object"),
+        (obj(x={"type": "string", "anyOf": [{"type": "string"}]}), "when using anyOf, type"),
+        ({**obj(a={"type": "string"}), "required": ["b"]}, "required property 'b' is not"),
+        (obj(required={"type": "boolean"}), "property name 'required' is reserved"),
+        (obj(flag={"type": "boolean", "enum": ["yes"]}), "enum value (yes) does not match"),
+        (obj(n={"type": "integer", "enum": ["1"]}), "At path 'properties.n.enum': not a valid"),
+        (obj(x={"type": "array", "enum": ["a"]}), "does not match any type in [array]"),
+        (obj(price={"type": "float"}), "At path 'properties.price': invalid type"),
+        (obj(x={"type": ["array", "null"], "items": {}}), "not allowed in combination with"),
+        (obj(o={"$ref": "#/$defs/Missing"}), "$defs not found for reference"),
     ],
 )
-async def test_tool_schema_outside_the_dialect_is_400(
-    served: tuple[GatewaySimulator, httpx.AsyncClient], parameters: dict[str, Any]
+async def test_tool_schema_walle_refuses_is_400_in_its_words(
+    served: tuple[GatewaySimulator, httpx.AsyncClient], parameters: dict[str, Any], details: str
 ):
     _, client = served
     tool = {"type": "function", "function": {"name": "get_order", "parameters": parameters}}
     response = await client.post("/chat/completions", json=body(tools=[tool]))
     message = refused(response, 400, "invalid_request_error")
-    assert re.search(
-        r"is not a valid moonshot flavored json schema, details: <At path '[^']*': .+>", message
+    assert message.startswith(
+        "Invalid request: tools.function.parameters of function get_order is not a valid "
+        "moonshot flavored json schema, details: <At path '"
     ), message
+    assert details in message and message.endswith(">")
+
+
+@pytest.mark.parametrize(
+    "parameters",
+    [
+        {
+            "type": "object",
+            "title": "GetOrderArgs",
+            "properties": {"o": {"$ref": "#/$defs/O"}},
+            "$defs": {"O": {"type": "string", "title": "O"}},
+            "required": ["o"],
+        },
+        obj(when={"type": "string", "format": "date"}),
+        obj(kind={"const": "a"}, other={}),
+        {"type": "array", "items": {"type": "string"}},
+        {},
+    ],
+)
+async def test_tool_schema_walle_strict_accepts_is_accepted(
+    served: tuple[GatewaySimulator, httpx.AsyncClient], parameters: dict[str, Any]
+):
+    _, client = served
+    tool = {"type": "function", "function": {"name": "get_order", "parameters": parameters}}
+    response = await client.post("/chat/completions", json=body(tools=[tool]))
+    assert response.status_code == 200, response.text
 
 
 @pytest.mark.parametrize("name", ["1st_tool", "get order", "查询订单", "x" * 65])
@@ -300,7 +389,7 @@ async def test_bad_tool_name_is_400(served: tuple[GatewaySimulator, httpx.AsyncC
     _, client = served
     tool = {"type": "function", "function": {**GET_ORDER["function"], "name": name}}
     response = await client.post("/chat/completions", json=body(tools=[tool]))
-    assert "tool name" in refused(response, 400, "invalid_request_error")
+    assert f"function name {name} is invalid" in refused(response, 400, "invalid_request_error")
 
 
 async def test_duplicate_tool_names_are_400(served: tuple[GatewaySimulator, httpx.AsyncClient]):
@@ -320,7 +409,7 @@ async def test_tool_call_message_without_reasoning_content_is_400(
     response = await client.post("/chat/completions", json=tool_step(assistant, tool_result()))
     message = refused(response, 400, "invalid_request_error")
     assert message == (
-        "Invalid request: thinking is enabled but reasoning_content is missing in assistant "
+        "thinking is enabled but reasoning_content is missing in assistant "
         "tool call message at index 1"
     )
 
@@ -334,20 +423,48 @@ async def test_placeholder_reasoning_is_accepted(
     assert response.status_code == 200, response.text
 
 
-async def test_empty_content_beside_tool_calls_is_400(
-    served: tuple[GatewaySimulator, httpx.AsyncClient],
+@pytest.mark.parametrize("content", ["", None, "我先查一下。"])
+async def test_empty_or_null_content_beside_tool_calls_is_accepted(
+    served: tuple[GatewaySimulator, httpx.AsyncClient], content: str | None
 ):
     _, client = served
     response = await client.post(
-        "/chat/completions", json=tool_step(assistant_with(content=""), tool_result())
+        "/chat/completions", json=tool_step(assistant_with(content=content), tool_result())
     )
-    assert "must not be empty" in refused(response, 400, "invalid_request_error")
+    assert response.status_code == 200, response.text
 
 
-async def test_empty_tool_calls_array_is_400(served: tuple[GatewaySimulator, httpx.AsyncClient]):
+async def test_an_empty_text_part_is_400(served: tuple[GatewaySimulator, httpx.AsyncClient]):
     _, client = served
-    response = await client.post("/chat/completions", json=tool_step(assistant_with(tool_calls=[])))
-    assert "tool_calls" in refused(response, 400, "invalid_request_error")
+    empty_part = [{"type": "text", "text": ""}]
+    beside_calls = tool_step(assistant_with(content=empty_part), tool_result())
+    message = refused(
+        await client.post("/chat/completions", json=beside_calls), 400, "invalid_request_error"
+    )
+    assert "text content part must not be empty" in message
+    user = body(messages=[{"role": "user", "content": empty_part}])
+    refused(await client.post("/chat/completions", json=user), 400, "invalid_request_error")
+
+
+@pytest.mark.parametrize(
+    "assistant",
+    [
+        {"role": "assistant", "content": ""},
+        {"role": "assistant", "content": None, "reasoning_content": "想了想"},
+        {"role": "assistant", "reasoning_content": "想了想"},
+        {"role": "assistant", "content": "", "tool_calls": []},
+    ],
+)
+async def test_an_assistant_message_with_neither_text_nor_calls_is_400(
+    served: tuple[GatewaySimulator, httpx.AsyncClient], assistant: dict[str, Any]
+):
+    _, client = served
+    messages = [USER, assistant, {"role": "user", "content": "还在吗？"}]
+    response = await client.post("/chat/completions", json=body(messages=messages))
+    message = refused(response, 400, "invalid_request_error")
+    assert message == (
+        "Invalid request: the message at position 1 with role 'assistant' must not be empty"
+    )
 
 
 async def test_tool_message_matching_no_call_is_400(

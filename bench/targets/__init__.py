@@ -10,11 +10,22 @@ from __future__ import annotations
 import abc
 import importlib
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Any, Final, Literal
+
+
+class Unsupported(Exception):
+    """The target cannot run this scenario (a feature it does not have): reported, not failed."""
 
 
 class ConversationRunner(abc.ABC):
-    """One configured target: open it once, run many conversations, close it."""
+    """One configured target: open it once, run many conversations, close it.
+
+    Besides `run`, the stateful scenarios use a conversation handle: `open_conversation`
+    makes one (a session holding `stored` messages, or the list a hand-written loop keeps),
+    `run_in` runs one conversation in it, `restore` drops what runs added beyond the first
+    `keep` messages (the long-history scenario measures every run on the same stored
+    history), `close_conversation` releases it.
+    """
 
     def __init__(self, base_url: str, streamed: bool, variant: str) -> None:
         self.base_url = base_url
@@ -35,6 +46,23 @@ class ConversationRunner(abc.ABC):
         """Which HTTP client library carries the requests ('httpx', 'httpx2', '?')."""
         return "?"
 
+    async def open_conversation(
+        self, stored: list[dict[str, Any]], *, store: str = "memory", path: str = "",
+        instructions: str | None = None, keep_history: bool = True,
+    ) -> Any:
+        """A conversation holding the wire messages `stored`; `store` is 'memory' or
+        'sqlite' (a database file at `path`). `keep_history=False`: runs do not add to it."""
+        raise Unsupported(f"{type(self).__name__} has no stored conversations")
+
+    async def run_in(self, conversation: Any, prompt: str) -> object:
+        raise Unsupported(f"{type(self).__name__} has no stored conversations")
+
+    async def restore(self, conversation: Any, keep: int) -> None:  # noqa: B027
+        """Drop the messages runs added after the first `keep`."""
+
+    async def close_conversation(self, conversation: Any) -> None:  # noqa: B027
+        """Release what `open_conversation` opened."""
+
 
 def http_library_of(obj: object) -> str:
     """'httpx' or 'httpx2' when `obj` is (a subclass of) that library's client, else '?'."""
@@ -45,7 +73,7 @@ def http_library_of(obj: object) -> str:
     return "?"
 
 
-Kind = Literal["framework", "floor", "peer", "pool"]
+Kind = Literal["framework", "variant", "floor", "peer", "pool"]
 
 
 @dataclass(frozen=True)
@@ -133,7 +161,20 @@ POOL_VARIANTS: Final[tuple[TargetSpec, ...]] = tuple(
     for limits in POOL_LIMITS
 )
 
-ALL_TARGETS: Final = TARGETS + POOL_VARIANTS
+VARIANTS: Final[tuple[TargetSpec, ...]] = (
+    TargetSpec(
+        name="kimi-agent[read_only]",
+        module="bench.targets.kimi",
+        variant="early",
+        kind="variant",
+        requires=("kimi_agent",),
+        import_code="import kimi_agent",
+        scenarios=("early",),
+        description="kimi-agent with its tool marked @tool(read_only=True) (early start)",
+    ),
+)
+
+ALL_TARGETS: Final = TARGETS + VARIANTS + POOL_VARIANTS
 TARGETS_BY_NAME: Final = {t.name: t for t in ALL_TARGETS}
 
 

@@ -3,6 +3,11 @@
 No framework: a dict request, `json` via the client, SSE through httpx-sse (httpx) or
 httpx2's own `EventSource` (both derive from the same parser), tools run with
 `asyncio.gather`. What any framework adds on top of this is its overhead.
+
+Streamed bodies are read to their end after `[DONE]` (bounded), as a careful hand-written loop
+does: leaving the body unread makes the HTTP library close the connection, and the next
+request pays a new connection. The bench counts new connections per conversation for every
+target, so a loop with that bug would show it.
 """
 
 from __future__ import annotations
@@ -13,10 +18,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from bench.history import trim_to_budget
 from bench.targets import ConversationRunner
 from bench.work import MAX_TOKENS, MODEL, TOOLS, lookup_body
 
 MAX_STEPS = 4
+MAX_EVENTS_AFTER_DONE = 16
 
 
 def parse_limits(variant: str) -> tuple[int | None, int | None] | None:
@@ -115,7 +122,7 @@ class HandWritten(ConversationRunner):
         self.client = lib.AsyncClient(
             base_url=self.base_url,
             headers={"Authorization": "Bearer bench-key"},
-            timeout=lib.Timeout(60.0, connect=10.0),
+            timeout=lib.Timeout(300.0, connect=10.0),  # kimi-agent's default: a fair floor
             **kwargs,
         )
 
@@ -147,20 +154,59 @@ class HandWritten(ConversationRunner):
         body["stream"] = True
         chunks: list[dict[str, Any]] = []
         done = False
+        after_done = 0
         async with self._events(body) as events:
             async for event in events:
+                if done:
+                    # Read the body to its end, so the connection goes back to the pool:
+                    # leaving at [DONE] closes it (a new TCP + TLS handshake next time).
+                    after_done += 1
+                    if after_done > MAX_EVENTS_AFTER_DONE:
+                        break  # bounded: a server that keeps talking loses its connection
+                    continue
                 if event.data == "[DONE]":
                     done = True
-                    break
+                    continue
                 chunks.append(json.loads(event.data))
         if not done:
             raise RuntimeError("stream ended before [DONE]")
         return assemble(chunks)
 
     async def run(self, prompt: str) -> object:
-        messages: list[dict[str, Any]] = [{"role": "user", "content": prompt}]
+        return await self._loop([{"role": "user", "content": prompt}], None, trim=False)
+
+    async def open_conversation(
+        self, stored: list[dict[str, Any]], *, store: str = "memory", path: str = "",
+        instructions: str | None = None, keep_history: bool = True,
+    ) -> HandConversation:
+        """The loop keeps its history as a list of wire dicts, whatever `store` says: the
+        floor of a stored conversation is sending it, not storing it."""
+        return HandConversation(list(stored), instructions, keep_history)
+
+    async def run_in(self, conversation: Any, prompt: str) -> object:
+        assert isinstance(conversation, HandConversation)
+        messages = conversation.messages if conversation.keep else list(conversation.messages)
+        messages.append({"role": "user", "content": prompt})
+        counts = conversation.counts if conversation.keep else None
+        return await self._loop(messages, conversation.system, trim=conversation.keep,
+                                counts=counts)
+
+    async def _loop(
+        self, messages: list[dict[str, Any]], system: str | None, *, trim: bool,
+        counts: dict[int, float] | None = None,
+    ) -> object:
+        """Ask, run the tools, repeat. `trim`: before each request drop the oldest whole
+        turns that no longer fit the window (and forget them), as a simple loop would."""
         for _ in range(MAX_STEPS):
-            body = {"model": MODEL, "messages": messages, "tools": TOOLS, "max_tokens": MAX_TOKENS}
+            if trim:
+                kept = trim_to_budget(messages, counts=counts)
+                if len(kept) != len(messages):
+                    if counts is not None:
+                        for gone in messages[: len(messages) - len(kept)]:
+                            counts.pop(id(gone), None)
+                    del messages[: len(messages) - len(kept)]
+            sent = [{"role": "system", "content": system}, *messages] if system else messages
+            body = {"model": MODEL, "messages": sent, "tools": TOOLS, "max_tokens": MAX_TOKENS}
             message = await self._complete(body)
             calls = message.get("tool_calls")
             if not calls:
@@ -172,6 +218,16 @@ class HandWritten(ConversationRunner):
                 for call, result in zip(calls, results, strict=True)
             )
         raise RuntimeError("too many steps")
+
+
+class HandConversation:
+    """The hand-written loop's conversation: its system prompt and its list of messages."""
+
+    def __init__(self, messages: list[dict[str, Any]], system: str | None, keep: bool) -> None:
+        self.messages = messages
+        self.system = system
+        self.keep = keep
+        self.counts: dict[int, float] = {}
 
 
 def make_runner(base_url: str, streamed: bool, variant: str) -> ConversationRunner:

@@ -495,7 +495,7 @@ class RunLoop(Generic[OutputT]):
                 index=step, model=profile.name, finish_reason=completion.finish_reason,
                 text=message.text, reasoning=message.reasoning_content or "",
                 usage=completion.usage, latency=time.perf_counter() - started,
-                fallback_reason=reason or None,
+                fallback_reason=reason or None, call=completion.call_info,
             )
             self.steps.append(record)
             self._log_step(record)
@@ -738,6 +738,7 @@ class RunLoop(Generic[OutputT]):
             completion_tokens=usage.completion_tokens if usage else None,
             cached_tokens=usage.cached_tokens if usage else None,
             fallback_reason=record.fallback_reason,
+            request_id=record.call.request_id if record.call is not None else None,
         )
 
 

@@ -8,7 +8,7 @@ from typing import Any, Generic, Literal, TypeVar
 from kimi_agent._usage import RunUsage
 from kimi_agent.tooling._records import CallStatus, ToolCallRecord
 from kimi_agent.tooling._run_context import Handoff
-from kimi_agent.wire import Message, Usage
+from kimi_agent.wire import CallInfo, Message, Usage
 
 __all__ = ["CallStatus", "PendingApproval", "RunResult", "RunStatus", "StepRecord",
            "ToolCallRecord"]
@@ -32,6 +32,9 @@ class StepRecord:
     latency: float = 0.0
     fallback_reason: str | None = None
     """Why this step was answered by the fallback model, when it was."""
+    call: CallInfo | None = None
+    """What the gateway said about this step's model call: request ids, attempts, the spend
+    cap and credits left."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,7 @@
 On the real gateway when `BYTESPIKE_API_KEY` is set; otherwise on the built-in gateway
 simulator, whose default responder echoes what you type (and the banner says so) — enough to
 try the terminal, the sessions and Ctrl-C without a key. `--sim-script FILE` gives the
-simulator a script (JSON/YAML turns, see `kimi_agent.testing.script`), to rehearse a bot's
+simulator a script (JSON/YAML turns, see `kimi_agent.testing` scripts`), to rehearse a bot's
 tool calls and approvals offline.
 
 How it is built, and why: the prompt is read by the main thread with plain `input()`, and

@@ -1,33 +1,42 @@
 """`ChatStream`: one streamed reply, as typed chunks and then as a whole `ChatCompletion`.
 
 The stream is complete only at `data: [DONE]`: a body that ends before it, or a connection
-that drops, is an error. While nothing of the reply has reached the caller, a failure is
-retried like a non-streamed request (the gateway's retry policy); once a chunk with content
-has been handed over, the error surfaces and what arrived so far stays readable through
-`partial`.
+that drops, is an error. A frame `data: {"error": {...}}` is the gateway's terminal error
+frame (the model failed mid-stream): it raises the typed error its `code` / `type` says, with
+what arrived so far on `error.partial`. A stream that ends without a single choice is an
+`EmptyReplyError`. While nothing of the reply has reached the caller, a failure is retried
+like a non-streamed request; once a chunk with content has been handed over, the error
+surfaces and what arrived stays readable through `partial`.
+
+It talks to the gateway only through the client's `Transport` (docs: architecture).
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import Any
 
 from pydantic import ValidationError
 
-from kimi_agent._logging import resolve
 from kimi_agent.errors import (
+    EmptyReplyError,
     GatewayError,
     IncompleteStreamError,
     ResponseFormatError,
 )
-from kimi_agent.gateway import _http
 from kimi_agent.gateway._assembler import StreamAssembler
-from kimi_agent.gateway._errors import error_from_response, request_ids
+from kimi_agent.gateway._errors import error_from_response
+from kimi_agent.gateway._headers import call_info, request_ids
+from kimi_agent.gateway._parse import parse_completion
+from kimi_agent.gateway._retry import RetryState
+from kimi_agent.gateway._sse import DONE
+from kimi_agent.gateway._transport import Exchange, Transport
 from kimi_agent.wire import (
+    CallInfo,
     ChatCompletion,
     ChatCompletionChunk,
     ChunkChoice,
@@ -35,17 +44,18 @@ from kimi_agent.wire import (
     ToolCallDelta,
 )
 
-if TYPE_CHECKING:
-    from kimi_agent.gateway._client import GatewayClient
-
-DONE = "[DONE]"
+__all__ = ["DONE", "ChatStream"]
 
 
 class ChatStream:
-    """Iterate for `ChatCompletionChunk`s; afterwards `completion` is the assembled reply."""
+    """Iterate for `ChatCompletionChunk`s; afterwards `completion` is the assembled reply.
 
-    def __init__(self, client: GatewayClient, model: str, body: bytes) -> None:
-        self._client = client
+    Use as `async with client.stream(request) as stream:`; leaving the block closes the
+    connection (and frees its limiter slots) even when iteration stopped early.
+    """
+
+    def __init__(self, transport: Transport, model: str, body: bytes) -> None:
+        self._transport = transport
         self.model = model
         self._body = body
         self._assembler = StreamAssembler()
@@ -53,7 +63,10 @@ class ChatStream:
         self.started = False
         """True once a chunk with reasoning, text or a tool call reached the caller."""
         self.request_id: str | None = None
-        self._iterating = False
+        self.call_info: CallInfo | None = None
+        """Ids and spend / quota headers of the attempt that answered."""
+        self._iterator: AsyncGenerator[ChatCompletionChunk, None] | None = None
+        self._attempts = 0
 
     async def __aenter__(self) -> ChatStream:
         return self
@@ -62,11 +75,20 @@ class ChatStream:
         self, exc_type: type[BaseException] | None, exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        return None
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop the stream and close its connection now (idempotent)."""
+        if self._iterator is not None:
+            await self._iterator.aclose()
 
     @property
     def completion(self) -> ChatCompletion:
-        """The assembled reply; only once the stream ended with `[DONE]`."""
+        """The assembled reply; only once the stream ended with `[DONE]`.
+
+        Raises:
+            RuntimeError: the stream has not completed.
+        """
         if self._completion is None:
             raise RuntimeError("the stream has not completed yet: iterate it to the end first")
         return self._completion
@@ -77,86 +99,107 @@ class ChatStream:
         return self._completion or self._assembler.completion()
 
     def __aiter__(self) -> AsyncIterator[ChatCompletionChunk]:
-        if self._iterating or self._completion is not None:
-            raise RuntimeError("a ChatStream can be iterated only once")
-        self._iterating = True
-        return self._iterate()
+        """The chunks, once.
 
-    async def _iterate(self) -> AsyncIterator[ChatCompletionChunk]:
-        policy = self._client.retry
-        first_attempt = policy.clock()
-        retry_index = 0
+        Raises:
+            RuntimeError: the stream is iterated a second time.
+        """
+        if self._iterator is not None or self._completion is not None:
+            raise RuntimeError("a ChatStream can be iterated only once")
+        self._iterator = self._iterate()
+        return self._iterator
+
+    async def _iterate(self) -> AsyncGenerator[ChatCompletionChunk, None]:
+        transport = self._transport
+        state = RetryState(transport.retry)
         while True:
+            self._attempts += 1
+            state.attempts = self._attempts
             try:
-                async for chunk in self._attempt():
-                    yield chunk
+                async with aclosing(self._attempt()) as chunks:
+                    async for chunk in chunks:
+                        yield chunk
                 return
             except GatewayError as error:
-                delay = None if self.started else policy.delay_for(error, retry_index)
-                if delay is None or policy.clock() - first_attempt + delay > policy.deadline:
-                    self._client._log_failure(self.model, error, retry_index + 1, final=True)
+                delay = None if self.started else state.next_delay(error)
+                transport.log_failure(self.model, error, self._attempts, final=delay is None,
+                                      delay=delay)
+                if delay is None:
+                    if self.started and error.partial is None:
+                        error.partial = self.partial
                     raise
-                self._client._log_failure(self.model, error, retry_index + 1, final=False,
-                                          delay=delay)
-                await policy.sleep(delay)
-                retry_index += 1
+                await transport.retry.sleep(delay)
                 self._assembler = StreamAssembler()
 
-    async def _attempt(self) -> AsyncIterator[ChatCompletionChunk]:
-        started_at = time.perf_counter()
-        assembler = self._assembler
-        model = self.model
-        async with self._client.open_stream(model, self._body) as response:
+    async def _attempt(self) -> AsyncGenerator[ChatCompletionChunk, None]:
+        transport = self._transport
+        async with transport.open_stream(self.model, self._body) as exchange:
+            response = exchange.response
             self.request_id = request_ids(response.headers)[0]
-            content_type = response.headers.get("content-type", "")
-            if "text/event-stream" not in content_type:
-                chunk = await self._non_stream_reply(response)
-                assembler.feed(chunk)
+            self.call_info = call_info(response.headers, model=self.model,
+                                       status=response.status_code, stream=True,
+                                       attempts=self._attempts)
+            if "text/event-stream" not in response.headers.get("content-type", ""):
+                chunk = await self._non_stream_reply(exchange)
+                self._assembler.feed(chunk)
                 self.started = True
                 yield chunk
-                self._finish(started_at)
+                self._finish(exchange)
                 return
-            async with aclosing(_http.sse_data(response)) as events:
+            saw_choice = False
+            async with aclosing(transport.events(exchange, self.model,
+                                                 self.request_id)) as events:
                 async for data in events:
                     if data == DONE:
-                        self._finish(started_at)
+                        if not saw_choice:
+                            raise EmptyReplyError(
+                                "the stream ended without any choice: no reply at all",
+                                model=self.model, request_id=self._best_id(),
+                                call=self.call_info)
+                        self._finish(exchange)
                         return
-                    if not data:
+                    if not data.strip():
                         continue
-                    chunk = self._parse_chunk(data, response)
-                    assembler.feed(chunk)
+                    chunk = self._parse_chunk(data, response.headers)
+                    self._assembler.feed(chunk)
+                    saw_choice = saw_choice or bool(chunk.choices)
                     if not self.started and _has_payload(chunk):
                         self.started = True
                     yield chunk
         raise IncompleteStreamError(
             "the stream ended before [DONE]: the reply is incomplete",
-            model=model, request_id=self.request_id,
+            model=self.model, request_id=self._best_id(), call=self.call_info,
         )
 
-    def _parse_chunk(self, data: str, response: _http.Response) -> ChatCompletionChunk:
+    def _best_id(self) -> str | None:
+        return self.request_id or self._assembler.id or None
+
+    def _parse_chunk(self, data: str, headers: Any) -> ChatCompletionChunk:
         try:
-            return ChatCompletionChunk.model_validate_json(data)
-        except (ValidationError, ValueError):
-            pass
-        try:
-            payload = json.loads(data)
+            payload = json.loads(data, strict=False)
         except ValueError:
             payload = None
-        if isinstance(payload, dict) and "error" in payload:
-            error = payload["error"]
-            kind = str(error.get("type", "")) if isinstance(error, dict) else ""
-            status = 429 if ("rate_limit" in kind or "overloaded" in kind) else 500
-            raise error_from_response(status, response.headers, data, model=self.model)
+        if isinstance(payload, dict) and payload.get("error") is not None:
+            error = error_from_response(None, headers, payload, model=self.model, stream=True,
+                                        request_id=self._best_id())
+            if self.started:
+                error.partial = self.partial
+            raise error
+        try:
+            return ChatCompletionChunk.model_validate(payload) if isinstance(
+                payload, dict) else ChatCompletionChunk.model_validate_json(data)
+        except (ValidationError, ValueError):
+            pass
         raise ResponseFormatError(
             f"the stream carried an event that is not a chunk: {data[:200]!r}",
-            model=self.model, request_id=self.request_id,
+            model=self.model, request_id=self._best_id(), call=self.call_info,
         )
 
-    async def _non_stream_reply(self, response: _http.Response) -> ChatCompletionChunk:
+    async def _non_stream_reply(self, exchange: Exchange) -> ChatCompletionChunk:
         """A server that ignored `stream: true` and sent one JSON reply: tolerate it."""
-        from kimi_agent.gateway._client import parse_completion
-
-        completion = parse_completion(await response.aread(), response.headers, self.model)
+        response = exchange.response
+        content = await self._transport.read_body(exchange, self.model)
+        completion = parse_completion(content, response.headers, self.model, final=False)
         message = completion.message
         return ChatCompletionChunk(
             id=completion.id,
@@ -181,28 +224,21 @@ class ChatStream:
             ],
         )
 
-    def _finish(self, started_at: float) -> None:
+    def _finish(self, exchange: Exchange) -> None:
         completion = self._assembler.completion()
         if completion.model:
             completion.choices[0].message.model = completion.model
         else:
             completion.model = self.model
             completion.choices[0].message.model = self.model
+        response = exchange.response
+        info = call_info(response.headers, model=self.model, status=response.status_code,
+                         stream=True, body_id=completion.id or None, attempts=self._attempts,
+                         latency_s=time.perf_counter() - exchange.started)
+        self.call_info = info
+        completion._call_info = info
         self._completion = completion
-        log = resolve(self._client._logger)
-        if log is not None:
-            usage = completion.usage
-            log.debug(
-                "model_call",
-                model=self.model,
-                status=200,
-                latency_ms=round((time.perf_counter() - started_at) * 1000, 1),
-                prompt_tokens=usage.prompt_tokens if usage else None,
-                completion_tokens=usage.completion_tokens if usage else None,
-                cached_tokens=usage.cached_tokens if usage else None,
-                request_id=self.request_id,
-                stream=True,
-            )
+        self._transport.log_call(info, completion.usage)
 
 
 def _has_payload(chunk: ChatCompletionChunk) -> bool:

@@ -1,12 +1,15 @@
-"""`ModelRouter`: which model answers a step, and falling over when it cannot
-(docs/concepts/fallback.md).
+"""`ModelRouter`: which model answers a step, and falling over when it cannot.
 
 The primary (kimi-k2-6) answers unless (a) the request no longer fits its window — then the
 larger fallback (kimi-k2-5) is preferred over trimming — or (b) it failed recently and is
-cooling down. A step falls over only on failures the other model may not share: busy, 5xx,
-time-outs, dropped connections, streams cut early, or a context-length refusal. Bad requests,
-authentication, payment and quota errors would fail the same way on the fallback and are
-raised at once. A stream falls over only while nothing of it has reached the caller.
+cooling down. A step falls over only on failures the other model may not share
+(`GatewayError.fallback_ok`, docs/wire/gateway.md "What falls over"): busy 429s, 5xx,
+time-outs, dropped connections, streams cut early, a context-length refusal, a model that is
+not available (not found, retired, unsupported, not in the key's group). What the other model
+would meet the same way is raised at once: bad requests, authentication, billing (402), the
+key's spend cap, the account's concurrency cap (retried by the client instead), Moonshot's
+quota 429. A stream falls over only while nothing of it has reached the caller. When neither
+model is available, the error names both.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from kimi_agent._logging import EventLogger, resolve
-from kimi_agent.errors import ContextLengthError, GatewayError
+from kimi_agent.errors import ContextLengthError, GatewayError, ModelNotAvailableError
 from kimi_agent.models._profiles import ModelProfile
 from kimi_agent.wire import ChatCompletion, ChatCompletionChunk
 
@@ -96,7 +99,12 @@ class ModelRouter:
         on_fallback: OnFallback | None = None,
     ) -> tuple[ChatCompletion, ModelProfile, str | None]:
         """One non-streamed model call; returns the reply, the model that gave it and why
-        that model (None when it was the primary as planned)."""
+        that model (None when it was the primary as planned).
+
+        Raises:
+            GatewayError: the last model's error, when no model answered;
+                `ModelNotAvailableError` naming every model tried when none is available.
+        """
         async def call(profile: ModelProfile) -> ChatCompletion:
             return await client.complete_body(profile.name, build(profile))
 
@@ -107,18 +115,23 @@ class ModelRouter:
         on_chunk: OnChunk, on_fallback: OnFallback | None = None,
     ) -> tuple[ChatCompletion, ModelProfile, str | None]:
         """Like `complete`, streamed: `on_chunk` sees each chunk as it arrives. Falls over only
-        while no chunk with content has been handed to `on_chunk`."""
+        while no chunk with content has been handed to `on_chunk`.
+
+        Raises:
+            GatewayError: as `complete`; with `partial` holding what arrived when the stream
+                failed after content reached the caller.
+        """
         async def call(profile: ModelProfile) -> ChatCompletion:
-            stream = client.stream_body(profile.name, build(profile))
-            try:
-                async for chunk in stream:
-                    await on_chunk(chunk)
-            except GatewayError as error:
-                if stream.started:  # the caller saw part of this reply: no other model now
-                    error.partial = stream.partial
-                    error.fallback_ok = False
-                raise
-            return stream.completion
+            async with client.stream_body(profile.name, build(profile)) as stream:
+                try:
+                    async for chunk in stream:
+                        await on_chunk(chunk)
+                except GatewayError as error:
+                    if stream.started:  # the caller saw part of this reply: no other model
+                        error.partial = error.partial or stream.partial
+                        error.fallback_ok = False
+                    raise
+                return stream.completion
 
         return await self._route(call, prompt_tokens, on_fallback)
 
@@ -129,6 +142,7 @@ class ModelRouter:
         plan = self.plan(prompt_tokens)
         reason: str | None = None
         previous: str | None = None
+        unavailable: list[ModelNotAvailableError] = []
         for position, (profile, planned) in enumerate(plan):
             if planned:
                 reason = planned
@@ -137,6 +151,10 @@ class ModelRouter:
             try:
                 completion = await call(profile)
             except GatewayError as error:
+                if isinstance(error, ModelNotAvailableError):
+                    unavailable.append(error)
+                    if position == len(plan) - 1 and len(unavailable) > 1:
+                        raise _none_available(unavailable) from error
                 if not error.fallback_ok or position == len(plan) - 1:
                     raise
                 self._failed(profile, error)
@@ -145,6 +163,18 @@ class ModelRouter:
             self._succeeded(profile)
             return completion, profile, reason
         raise AssertionError("unreachable: the plan is never empty")
+
+
+def _none_available(errors: list[ModelNotAvailableError]) -> ModelNotAvailableError:
+    models = [name for error in errors for name in error.models]
+    last = errors[-1]
+    details = "; ".join(f"{error.model}: {error.message}" for error in errors)
+    return ModelNotAvailableError(
+        f"none of the models {', '.join(models)} is available to this key ({details})",
+        models=models, status=last.status, code=last.code, error_type=last.error_type,
+        request_id=last.request_id, trace_id=last.trace_id, request_ids=last.request_ids,
+        model=last.model, call=last.call,
+    )
 
 
 def _describe(error: GatewayError) -> str:

@@ -20,6 +20,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from kimi_agent import __version__
 from kimi_agent.agent._hooks import ModelCall, ModelReply, RunHooks, RunInfo, ToolExecution
 from kimi_agent.agent._result import RunResult
+from kimi_agent.gateway._transport import retry_observer
 from kimi_agent.wire import dumps
 
 PROVIDER = "moonshot"
@@ -108,6 +109,15 @@ class Instrumentation(RunHooks):
                 record_exception=False, set_status_on_exception=False) as span:
             key = (call.run_id, call.step)
             self._model_spans[key] = span
+
+            def on_retry(model: str, error: Exception, attempt: int, delay: float | None
+                         ) -> None:
+                span.add_event("retry" if delay is not None else "attempt_failed", {
+                    "gen_ai.request.model": model, "kimi_agent.attempt": attempt,
+                    "error.type": type(error).__name__,
+                    "kimi_agent.retry.delay_s": -1.0 if delay is None else delay})
+
+            observing = retry_observer.set(on_retry)
             metric_attributes = {"gen_ai.operation.name": "chat",
                                  "gen_ai.provider.name": PROVIDER,
                                  "gen_ai.request.model": call.primary}
@@ -120,6 +130,7 @@ class Instrumentation(RunHooks):
                 raise
             finally:
                 self._model_spans.pop(key, None)
+                retry_observer.reset(observing)
             usage = completion.usage
             span.set_attributes({
                 "gen_ai.response.model": profile.name,
@@ -214,16 +225,23 @@ def _json(value: Any) -> str:
 
 
 def _limits(completion: Any) -> dict[str, Any]:
-    """The gateway's spend-cap and quota headers, when the client kept them on the reply."""
-    found: dict[str, Any] = {}
-    info = getattr(completion, "call_info", None) or getattr(completion, "gateway", None)
+    """The gateway's ids, spend-cap and quota headers and the attempts of one call (from the
+    client's `CallInfo` on the reply; none of it is content)."""
+    info = getattr(completion, "call_info", None)
     if info is None:
-        return found
-    for attr, name in (("ratelimit_remaining", "kimi_agent.gateway.ratelimit.remaining_usd"),
-                       ("ratelimit_limit", "kimi_agent.gateway.ratelimit.limit_usd"),
+        return {}
+    found: dict[str, Any] = {"kimi_agent.gateway.attempts": info.attempts}
+    for attr, name in (("request_id", "kimi_agent.gateway.request_id"),
+                       ("trace_id", "kimi_agent.gateway.trace_id"),
+                       ("rate_limit_limit", "kimi_agent.gateway.ratelimit.limit_usd"),
+                       ("rate_limit_remaining", "kimi_agent.gateway.ratelimit.remaining_usd"),
                        ("quota_remaining_credits", "kimi_agent.gateway.quota.remaining_credits"),
-                       ("request_id", "kimi_agent.gateway.request_id")):
+                       ("org_quota_remaining_credits",
+                        "kimi_agent.gateway.org_quota.remaining_credits")):
         value = getattr(info, attr, None)
         if value is not None:
-            found[name] = value if isinstance(value, int | float | str) else str(value)
+            found[name] = value
+    reset = getattr(info, "rate_limit_reset", None)
+    if reset is not None:
+        found["kimi_agent.gateway.ratelimit.reset"] = reset.isoformat()
     return found

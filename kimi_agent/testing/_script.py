@@ -44,7 +44,7 @@ from typing import Any
 
 from kimi_agent.errors import ConfigurationError
 
-from .replies import Reply, SimRequest, ToolCallSpec
+from ._replies import Reply, SimRequest, ToolCallSpec
 
 __all__ = ["NoScriptMatch", "Script", "ScriptError", "ScriptTurn", "load_script"]
 

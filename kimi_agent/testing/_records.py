@@ -1,9 +1,9 @@
 """What the simulator received: one `RecordedRequest` per HTTP request, refused ones too.
 
 Tests assert on these to check what a client sent (body, headers, model) and what it got back
-(status, error type, the fault that struck, the reply). The `Authorization` header is kept
-when it carries the simulator's own key (a harmless test key) and redacted otherwise, so a
-real key sent to the simulator by mistake never ends up in test output.
+(status, error type, the fault that struck, the reply). The `Authorization` and `x-api-key`
+headers are kept when they carry the simulator's own key (a harmless test key) and redacted
+otherwise, so a real key sent to the simulator by mistake never ends up in test output.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .replies import Reply
+from ._replies import Reply
 
 __all__ = ["REDACTED", "RecordedRequest", "redact_headers"]
 
@@ -33,6 +33,8 @@ class RecordedRequest:
     status: int | None = None
     """The HTTP status answered (200 also for a stream that was then dropped or cut)."""
     error_type: str | None = None
+    error_code: str | None = None
+    """The gateway's `code` of the error answered, if it had one."""
     error_message: str | None = None
     fault: str | None = None
     """The kind of the injected fault that struck this request, if any."""
@@ -66,8 +68,11 @@ class RecordedRequest:
 
 
 def redact_headers(headers: dict[str, str], api_key: str) -> dict[str, str]:
-    """Headers with a foreign `Authorization` value replaced by `REDACTED`."""
+    """Headers with a foreign `Authorization` or `x-api-key` value replaced by `REDACTED`."""
     value = headers.get("authorization")
     if value is not None and value.strip() != f"Bearer {api_key}":
         headers = {**headers, "authorization": REDACTED}
+    key = headers.get("x-api-key")
+    if key is not None and key.strip() != api_key:
+        headers = {**headers, "x-api-key": "<redacted>"}
     return headers

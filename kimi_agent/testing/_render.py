@@ -8,9 +8,16 @@ reasoning deltas, then content deltas, then per call one header delta (index, id
 `delta: {}`, the `finish_reason` and `choices[0].usage`; a trailing `"choices": []` chunk with
 the top-level usage when `stream_options.include_usage` is set; then `data: [DONE]`.
 
-`PromptCache` simulates automatic prompt caching: it remembers, per model, a hash of every
-prefix (the tools, then the messages one by one) of the requests it answered, and reports the
-longest remembered prefix of a new request in (estimated) whole tokens.
+`PromptCache` simulates Moonshot's automatic prompt caching on a byte-identical prefix: it
+remembers, per model, a hash of every prefix (the `tools` array, then the messages one by
+one, each in its compact JSON form) of the requests it answered, and reports as
+`cached_tokens` the tokens (the simulator's own count) of the longest prefix a recent
+request shared — so a client that keeps its system prompt and tools stable sees its cache
+share grow, and one that reorders or rewrites history sees it drop. Memory is bounded: at
+most `max_entries` prefixes, the least recently used forgotten first.
+
+A "no_choices" fault renders every chunk (or the body) with `"choices": []`; `error_event`
+is the gateway's terminal error frame.
 """
 
 from __future__ import annotations
@@ -23,12 +30,19 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from kimi_agent._tokens import estimate_text, estimate_tools, estimate_wire_message
 from kimi_agent.wire import dumps
 
-from .replies import Reply, ToolCallSpec
+from ._replies import Reply, ToolCallSpec
+from ._tokens import count_message, count_text, count_tools
 
-__all__ = ["PromptCache", "Rendered", "completion_body", "make_usage", "stream_events"]
+__all__ = [
+    "PromptCache",
+    "Rendered",
+    "completion_body",
+    "error_event",
+    "make_usage",
+    "stream_events",
+]
 
 TEXT_PIECE = 6
 """Characters per streamed text delta."""
@@ -39,23 +53,27 @@ ARGS_PIECE = 8
 class PromptCache:
     """Per-model memory of request prefixes, bounded (least recently used goes first)."""
 
-    def __init__(self, max_entries: int = 100_000) -> None:
+    def __init__(self, max_entries: int = 50_000) -> None:
         self.max_entries = max_entries
         self._seen: OrderedDict[tuple[str, bytes], None] = OrderedDict()
 
     def clear(self) -> None:
         self._seen.clear()
 
+    def __len__(self) -> int:
+        """How many prefixes are remembered (at most `max_entries`)."""
+        return len(self._seen)
+
     def cached_tokens(
         self, model: str, tools: Sequence[dict[str, Any]], messages: Sequence[dict[str, Any]]
     ) -> int:
         """Tokens of the longest prefix seen before for `model`; then remember every prefix."""
         digest = hashlib.blake2b(dumps(list(tools)).encode(), digest_size=16)
-        tokens = estimate_tools(list(tools))
+        tokens = count_tools(list(tools))
         prefixes: list[tuple[bytes, int]] = [(digest.digest(), tokens)] if tools else []
         for message in messages:
             digest.update(b"\x00" + dumps(message).encode())
-            tokens += estimate_wire_message(message)
+            tokens += count_message(message)
             prefixes.append((digest.digest(), tokens))
         cached = 0
         for key, count in prefixes:
@@ -76,9 +94,9 @@ def make_usage(
     calls: Sequence[ToolCallSpec],
 ) -> dict[str, Any]:
     """Moonshot's usage object, with both places for cached tokens; `reply.usage` overrides."""
-    reasoning = estimate_text(reply.reasoning or "")
-    completion = reasoning + estimate_text(reply.text or "")
-    completion += sum(estimate_text(c.name) + estimate_text(c.arguments_json) for c in calls)
+    reasoning = count_text(reply.reasoning or "")
+    completion = reasoning + count_text(reply.text or "")
+    completion += sum(count_text(c.name) + count_text(c.arguments_json) for c in calls)
     fields = {
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion,
@@ -108,9 +126,18 @@ class Rendered:
     calls: list[ToolCallSpec]
     ids: list[str]
     usage: dict[str, Any]
+    no_choices: bool = False
 
     @classmethod
-    def make(cls, model: str, reply: Reply, ids: list[str], usage: dict[str, Any]) -> Rendered:
+    def make(
+        cls,
+        model: str,
+        reply: Reply,
+        ids: list[str],
+        usage: dict[str, Any],
+        *,
+        no_choices: bool = False,
+    ) -> Rendered:
         return cls(
             completion_id=f"chatcmpl-{uuid.uuid4().hex[:24]}",
             created=int(time.time()),
@@ -119,6 +146,7 @@ class Rendered:
             calls=reply.calls(),
             ids=ids,
             usage=usage,
+            no_choices=no_choices,
         )
 
     @property
@@ -150,9 +178,9 @@ def completion_body(rendered: Rendered) -> dict[str, Any]:
         "object": "chat.completion",
         "created": rendered.created,
         "model": rendered.model,
-        "choices": [
-            {"index": 0, "message": message, "finish_reason": reply.effective_finish_reason}
-        ],
+        "choices": []
+        if rendered.no_choices
+        else [{"index": 0, "message": message, "finish_reason": reply.effective_finish_reason}],
         "usage": rendered.usage,
     }
 
@@ -160,14 +188,18 @@ def completion_body(rendered: Rendered) -> dict[str, Any]:
 def stream_events(rendered: Rendered, *, include_usage: bool) -> list[tuple[bytes, int]]:
     """The SSE events of a streamed reply, each with the tokens it carries (for latency).
 
-    The last event is always `data: [DONE]`.
+    The last event is always `data: [DONE]`. With `no_choices` every chunk has
+    `"choices": []` and the last one the top-level usage.
     """
+    if rendered.no_choices:
+        empty = [(_event(rendered, []), 0), (_event(rendered, [], usage=rendered.usage), 0)]
+        return [*empty, (b"data: [DONE]\n\n", 0)]
     deltas: list[tuple[dict[str, Any], int]] = [({"role": "assistant", "content": ""}, 0)]
     reply = rendered.reply
     for piece in _pieces(reply.reasoning or "", TEXT_PIECE):
-        deltas.append(({"reasoning_content": piece}, estimate_text(piece)))
+        deltas.append(({"reasoning_content": piece}, count_text(piece)))
     for piece in _pieces(reply.text or "", TEXT_PIECE):
-        deltas.append(({"content": piece}, estimate_text(piece)))
+        deltas.append(({"content": piece}, count_text(piece)))
     for i, (call, call_id) in enumerate(zip(rendered.calls, rendered.ids, strict=True)):
         header = {
             "index": i,
@@ -175,12 +207,12 @@ def stream_events(rendered: Rendered, *, include_usage: bool) -> list[tuple[byte
             "type": "function",
             "function": {"name": call.name, "arguments": ""},
         }
-        deltas.append(({"tool_calls": [header]}, estimate_text(call.name)))
+        deltas.append(({"tool_calls": [header]}, count_text(call.name)))
         arguments = call.arguments_json
         size = max(1, min(ARGS_PIECE, len(arguments) // 2))
         for piece in _pieces(arguments, size):
             fragment = {"index": i, "function": {"arguments": piece}}
-            deltas.append(({"tool_calls": [fragment]}, estimate_text(piece)))
+            deltas.append(({"tool_calls": [fragment]}, count_text(piece)))
     events = [(_event(rendered, [_choice(delta, None)]), tokens) for delta, tokens in deltas]
     finish = _choice({}, reply.effective_finish_reason)
     finish["usage"] = rendered.usage
@@ -189,6 +221,11 @@ def stream_events(rendered: Rendered, *, include_usage: bool) -> list[tuple[byte
         events.append((_event(rendered, [], usage=rendered.usage), 0))
     events.append((b"data: [DONE]\n\n", 0))
     return events
+
+
+def error_event(body: Mapping[str, Any]) -> bytes:
+    """The terminal SSE frame of a failure mid-stream: `data: {"error": {...}}`."""
+    return b"data: " + dumps(dict(body)).encode() + b"\n\n"
 
 
 def _choice(delta: dict[str, Any], finish_reason: str | None) -> dict[str, Any]:

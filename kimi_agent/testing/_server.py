@@ -25,7 +25,7 @@ from typing import Any
 
 import uvicorn
 
-from .app import DroppedConnection
+from ._app import DroppedConnection
 
 __all__ = ["run_forever", "serve_app", "serve_in_thread"]
 

@@ -82,3 +82,41 @@ def test_the_wheel_ships_the_two_packages_and_their_data_only(tmp_path: Path) ->
     assert "kimi_agent_tools/demo/knowledge/returns.md" in names
     assert "kimi_agent/web/_static/widget.html" in names
     assert "kimi_agent/py.typed" in names and "kimi_agent_tools/py.typed" in names
+
+
+# Built from parts, so that this file does not name them itself.
+OUTSIDE_DOCUMENTS = tuple(part.encode() for part in (
+    "DESIGN" + ".md", "KIMI_WIRE" + ".md", "GATEWAY" + ".md", ".." + "/shared",
+    "/work/" + "shared"))
+_SKIPPED_DIRS = {".git", ".ci", ".venv", "site", "build", "dist", "node_modules", "__pycache__",
+                 ".mypy_cache", ".ruff_cache", ".pytest_cache", ".hypothesis", "artifacts"}
+
+
+def repository_files() -> list[Path]:
+    """The files of the repository: git's list (tracked and not ignored) in a checkout, else
+    every file outside the tool and cache folders."""
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others",
+                             "--exclude-standard"], cwd=ROOT, capture_output=True, check=False)
+    if listed.returncode == 0 and listed.stdout:
+        names = [n for n in listed.stdout.decode("utf-8").split("\0") if n]
+        return [ROOT / n for n in names
+                if not set(Path(n).parts) & {".ci", ".git"} and (ROOT / n).is_file()]
+    found = []
+    for path in ROOT.rglob("*"):
+        relative = path.relative_to(ROOT).parts
+        if path.is_file() and not set(relative[:-1]) & _SKIPPED_DIRS:
+            found.append(path)
+    return found
+
+
+def test_no_file_refers_to_documents_outside_the_repository() -> None:
+    files = repository_files()
+    assert any(p.name == "README.md" for p in files)
+    offenders = []
+    for path in files:
+        data = path.read_bytes()
+        for name in OUTSIDE_DOCUMENTS:
+            if name in data:
+                offenders.append(f"{path.relative_to(ROOT)}: {name.decode()}")
+    assert offenders == [], ("these point at documents outside the repository; point at the "
+                             "docs/ pages instead: " + "; ".join(offenders))

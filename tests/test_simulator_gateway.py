@@ -1,6 +1,7 @@
 """The gateway's face of the simulator: envelope codes, headers, both auth headers, its faults.
 
-Raw httpx over a real loopback server; the expectations are GATEWAY.md's table and headers.
+Raw httpx over a real loopback server; the expectations are docs/wire/gateway.md's table and
+headers.
 """
 
 from __future__ import annotations

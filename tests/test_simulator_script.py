@@ -110,7 +110,7 @@ async def ask(
 
 
 def echo_back(message: dict[str, Any]) -> dict[str, Any]:
-    """The assistant message as a careful client sends it back (KIMI_WIRE.md)."""
+    """The assistant message as a careful client sends it back (docs/wire/kimi.md)."""
     wire: dict[str, Any] = {"role": "assistant"}
     if message.get("content"):
         wire["content"] = message["content"]

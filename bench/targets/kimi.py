@@ -1,4 +1,4 @@
-"""kimi-agent: `Agent` on a borrowed `GatewayClient`, the public API of DESIGN.md §3.
+"""kimi-agent: `Agent` on a borrowed `GatewayClient`, the public API (docs/reference/agent.md).
 
 Only stable import paths are used (`kimi_agent` top-level names and `kimi_agent.wire`), so the
 target measures whatever the current kimi-agent does. Variant `early` marks the tool

@@ -270,8 +270,16 @@ class Agent(Generic[DepsT, OutputT]):
             ModelFailedError: the model call of a step failed on every model it may use
                 (`cause` is the gateway error).
             ApprovalError: the session has calls waiting for a decision (resume first).
-            MaxStepsExceededError, UsageLimitExceededError, ToolRetriesExceededError,
-            OutputLengthError, OutputValidationError: the run ended without an answer.
+            MaxStepsExceededError: the model was still calling tools after `max_steps`.
+            UsageLimitExceededError: the run reached one of its `usage_limits`.
+            ToolRetriesExceededError: a tool kept failing past `tool_retries`.
+            OutputLengthError: the reply stopped at `max_tokens` before any answer.
+            OutputValidationError: the structured output stayed invalid after corrections.
+            GuardrailTripped: a guardrail stopped the run (its `reply` is the answer).
+            RunTimeoutError: the run did not finish within `run_timeout`.
+            ConversationBusyError: another run held the conversation past `busy_timeout`.
+            ConcurrentRunError: another run changed the session while this one ran.
+            UnusableReplyError: the model's reply could not be used, even when asked again.
         """
         return await self._execute(prompt, deps, session, emit=None, stream=False)
 
@@ -280,7 +288,7 @@ class Agent(Generic[DepsT, OutputT]):
         """`run` for code that is not async (starts and ends its own event loop).
 
         Raises:
-            The same errors as `run`.
+            KimiAgentError: the same errors as `run` (all are subclasses).
         """
         async def main() -> RunResult[OutputT]:
             if self._client is not None:
@@ -298,7 +306,7 @@ class Agent(Generic[DepsT, OutputT]):
         early cancels the run (running tools included).
 
         Raises:
-            The same errors as `run`, from the iteration or from `result`.
+            KimiAgentError: the same errors as `run`, from the iteration or from `result`.
         """
         async with self._streamed(
             lambda emit: self._execute(prompt, deps, session, emit=emit, stream=True)
@@ -318,7 +326,7 @@ class Agent(Generic[DepsT, OutputT]):
         Raises:
             ApprovalError: nothing is pending, or an id is unknown, decided twice or left
                 undecided.
-            The errors of `run` for the steps that follow.
+            KimiAgentError: the errors of `run` for the steps that follow.
         """
         return await self._resume(session, approved, rejected, deps, emit=None, stream=False)
 
@@ -331,7 +339,7 @@ class Agent(Generic[DepsT, OutputT]):
         """`resume`, streamed: the approved tool calls and the model's answer as events.
 
         Raises:
-            The same errors as `resume`.
+            KimiAgentError: the same errors as `resume`.
         """
         async with self._streamed(
             lambda emit: self._resume(session, approved, rejected, deps, emit=emit, stream=True)

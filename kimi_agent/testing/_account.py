@@ -1,6 +1,6 @@
 """The key's spend bucket and quotas, reported on every answer as the gateway does.
 
-GATEWAY.md: the tightest spend bucket of the key is reported on every response, success or
+docs/wire/gateway.md: the tightest spend bucket of the key is reported on every response, success or
 failure, before the first stream event — `X-RateLimit-Limit` and `X-RateLimit-Remaining`
 (USD), `X-RateLimit-Reset` (Unix seconds) — with `X-Quota-Remaining-Credits` and
 `X-Org-Quota-Remaining-Credits` (1 USD = 1,000,000 credits). Failures never bill.

@@ -6,8 +6,8 @@ every request (`always`). Faults are checked after a request passed the strict c
 malformed request is always refused as such and never hidden behind a fault; the first
 injected fault that fires wins.
 
-Kinds and what the client sees (the gateway's codes: GATEWAY.md; Moonshot's types:
-KIMI_WIRE.md):
+Kinds and what the client sees (the gateway's codes: docs/wire/gateway.md; Moonshot's
+types: docs/wire/kimi.md):
 - the gateway's own errors, each `{"type", "code", "message"}`: "spend_cap" (429
   `rate_limit_error`, no code, `rate_limit_5h exceeded: 50.00 / 50.00 used; resets at … UTC`
   and `X-RateLimit-Reset`), "concurrency_limit" (429), "insufficient_balance" and

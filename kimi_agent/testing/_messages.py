@@ -1,6 +1,6 @@
 """The checks of `messages`: roles, content, the tool-call protocol, the empty-content rules.
 
-Moonshot's rules as KIMI_WIRE.md records them (from Moonshot's documentation and from other
+Moonshot's rules as docs/wire/kimi.md records them (from Moonshot's documentation and from other
 clients' reports — litellm, AstrBot, lobehub threads):
 - an assistant message with `tool_calls` must carry a non-empty `reasoning_content` while
   thinking is on (Moonshot's exact message, with the message's index);

@@ -1,7 +1,7 @@
 """`Refusal`: one error answer of the simulated gateway, in the gateway's OpenAI envelope.
 
 The body is `{"error": {"message": ..., "type": ..., "code": ...}}`: `type` as Moonshot or
-the gateway gives it, `code` the gateway's machine-readable code (GATEWAY.md's table) when
+the gateway gives it, `code` the gateway's machine-readable code (docs/wire/gateway.md's table) when
 the gateway documents one, left out for errors Moonshot answers itself (whose body has only
 `message` and `type`). Moonshot's messages keep their own fixed openings — many start with
 `Invalid request: `, some (`thinking is enabled but …`, `invalid temperature: …`,

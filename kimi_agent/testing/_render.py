@@ -2,7 +2,7 @@
 
 Non-streamed: `message.reasoning_content` always present (may be ""), `content` "" beside
 tool calls, tool calls with an `index`, usage at the top level (as the gateway documents).
-Streamed (KIMI_WIRE.md, "Streaming"): a first chunk `{"role": "assistant", "content": ""}`;
+Streamed (docs/wire/kimi.md#streaming-sse): a first chunk `{"role": "assistant", "content": ""}`;
 reasoning deltas, then content deltas, then per call one header delta (index, id, type, name,
 `arguments: ""`) followed by argument fragments (index + arguments only); a finish chunk with
 `delta: {}`, the `finish_reason` and `choices[0].usage`; a trailing `"choices": []` chunk with

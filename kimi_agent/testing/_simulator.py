@@ -1,4 +1,4 @@
-"""`GatewaySimulator`: a strict, scriptable stand-in for the Kimi gateway (DESIGN.md §6).
+"""`GatewaySimulator`: a strict, scriptable stand-in for the Kimi gateway (docs/wire/simulator.md).
 
 It holds the state one simulated gateway needs — key, model profiles, script or responder,
 injected faults, latency, the prompt cache and the record of requests — and exposes it as an

@@ -1,9 +1,10 @@
 """The refusals: everything the gateway (or Moonshot behind it) answers with a 4xx.
 
 Each check raises a `Refusal`; the app turns it into the gateway's envelope. Sources:
-GATEWAY.md (the gateway's pages: fields, codes, auth), KIMI_WIRE.md and Moonshot's model
-parameter reference (fixed sampling values, `tool_choice`, the token limit), and the oracle
-of Moonshot's schema validator in `_walle.py` (tool schemas, at walle's `strict` level).
+docs/wire/gateway.md (the gateway's pages: fields, codes, auth), docs/wire/kimi.md and
+Moonshot's model parameter reference (fixed sampling values, `tool_choice`, the token
+limit), and the oracle of Moonshot's schema validator in `_walle.py` (tool schemas, at
+walle's `strict` level).
 
 Decisions where the documentation is silent (kept strict, so client bugs surface here):
 - The gateway's documented fields are accepted; the sampling fields only at the value
@@ -79,7 +80,8 @@ class CheckedRequest:
 
 
 def api_key_of(headers: Mapping[str, str]) -> str | None:
-    """The key a request carries: `x-api-key` wins over `Authorization: Bearer` (GATEWAY.md)."""
+    """The key a request carries: `x-api-key` wins over `Authorization: Bearer`
+    (docs/wire/gateway.md)."""
     key = headers.get("x-api-key")
     if key is not None and key.strip():
         return key.strip()

@@ -456,3 +456,5 @@ class GuardrailTripped(RunError):
         self.guardrail = guardrail
         self.kind = kind
         self.reason = reason
+        self.checked_text: str | None = None
+        """The text as the guardrails before the one that tripped left it (e.g. masked)."""

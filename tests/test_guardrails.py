@@ -150,3 +150,14 @@ async def test_tool_guardrails_rewrite_results_and_trip_on_arguments() -> None:
         assert caught.value.kind == "tool" and caught.value.reply == "该号码无法查询。"
         after = await agent.run("查一下 13912345678", session=session)   # history valid
     assert after.status == "completed"
+
+
+async def test_an_input_trip_after_a_mask_stores_the_masked_message() -> None:
+    sim = GatewaySimulator(responder=echo)
+    async with sim_client(sim) as client:
+        agent = Agent(client=client, input_guardrails=[mask_phone, no_abuse])
+        session = MemorySession()
+        with pytest.raises(GuardrailTripped):
+            await agent.run("我的手机13987654321，你们真傻", session=session)
+    first = (await session.get_items())[0]
+    assert isinstance(first, UserMessage) and first.content == "我的手机139****4321，你们真傻"

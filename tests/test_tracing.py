@@ -222,3 +222,12 @@ async def test_a_trace_summary_draws_the_run_tree() -> None:
     assert lines[0].startswith("invoke_agent 客服") and "2 requests" in lines[0]
     assert [line.split()[1] for line in lines[1:]] == [
         "chat", "execute_tool", "execute_tool", "chat"] or len(lines) == 5
+
+
+async def test_agent_instrument_true_uses_the_applications_providers() -> None:
+    exporter, _, _, _ = providers()       # the global tracer provider is this module's
+    sim = GatewaySimulator(responder=lambda r: Reply(text="好的"))
+    async with sim_client(sim) as client:
+        await Agent(client=client, name="客服", instrument=True).run("你好")
+    assert [s.name for s in exporter.get_finished_spans()] == ["chat kimi-k2-6",
+                                                               "invoke_agent 客服"]

@@ -79,7 +79,9 @@ class Agent(Generic[DepsT, OutputT]):
     wrap its runs, model calls and tool executions (tracing, durable execution).
     `run_timeout` bounds a whole run (default 10 minutes; None for none); `busy_timeout` is
     how long a run waits for another run on the same conversation to finish.
-    `max_tool_result_chars` caps each tool result sent to the model (a tool's own
+    `instrument=True` traces this agent's runs with OpenTelemetry (or pass an
+    `Instrumentation`, e.g. with `record_content=True`; `kimi_agent.instrument()` does it for
+    every agent). `max_tool_result_chars` caps each tool result sent to the model (a tool's own
     `max_result_chars` wins; None: no cap), with a note to the model that it was cut.
 
     `instructions` may be a function of the run's `RunContext` (sync or async), evaluated
@@ -124,6 +126,7 @@ class Agent(Generic[DepsT, OutputT]):
         output_guardrails: Sequence[Guardrail] = (),
         tool_guardrails: Sequence[Guardrail] = (),
         max_tool_result_chars: int | None = DEFAULT_MAX_RESULT_CHARS,
+        instrument: bool | RunHooks = False,
     ) -> None:
         profiles = profiles or DEFAULT_PROFILES
         primary = profiles.get(model)
@@ -141,6 +144,8 @@ class Agent(Generic[DepsT, OutputT]):
         output: OutputSpec[OutputT] | None = (
             OutputSpec(output_type) if output_type is not None else None
         )
+        if instrument:
+            hooks = [_instrumentation(instrument), *hooks]
         if tool_guardrails:
             hooks = [*hooks, ToolGuardrails(tuple(tool_guardrails))]
         chained = chain_hooks(hooks)
@@ -487,6 +492,16 @@ class Agent(Generic[DepsT, OutputT]):
             return await loop.drive()
 
         return await self._hooked(loop, "run", body)
+
+
+def _instrumentation(instrument: bool | RunHooks) -> RunHooks:
+    """`Agent(instrument=True)`: OpenTelemetry spans and metrics with the application's
+    providers (the `otel` extra, imported only then); or the `Instrumentation` given."""
+    if isinstance(instrument, RunHooks):
+        return instrument
+    from kimi_agent.tracing import Instrumentation
+
+    return Instrumentation()
 
 
 @dataclass(eq=False)

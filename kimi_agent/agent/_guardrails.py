@@ -97,10 +97,12 @@ async def run_guardrails(guardrails: Sequence[Any], ctx: RunContext[Any], text: 
             text = result.text
         elif result.action == "trip":
             name = guardrail_name(guardrail)
-            raise GuardrailTripped(
+            tripped = GuardrailTripped(
                 f"{kind} guardrail {name!r} tripped: {result.reason or 'no reason given'}",
                 messages=messages, reply=result.reply, guardrail=name, kind=kind,
                 reason=result.reason)
+            tripped.checked_text = text  # as the guardrails before this one left it
+            raise tripped
     return text
 
 

@@ -261,7 +261,10 @@ class RunLoop(Generic[OutputT]):
             prompt = await run_guardrails(guardrails, self._context(0, ""), prompt,
                                           kind="input", messages=self.messages)
         except GuardrailTripped as tripped:
-            await self.commit([UserMessage(content=prompt),
+            # what is stored is what earlier guardrails made of it (a masked phone number
+            # stays masked), never the raw text when one of them rewrote it
+            kept = tripped.checked_text if tripped.checked_text is not None else prompt
+            await self.commit([UserMessage(content=kept),
                                AssistantMessage(content=tripped.reply or "…")])
             tripped.messages = list(self.messages)
             raise

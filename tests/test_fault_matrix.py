@@ -430,6 +430,18 @@ async def test_replies_that_cannot_be_used_as_they_are(
 
 
 @fixed_on("gateway", "9 (lone surrogate: UnicodeEncodeError)")
+@fixed_on("gateway", "9 (both SSE parsers keep a leading BOM)")
+async def test_a_leading_bom_does_not_hide_the_first_event(fresh: Stage) -> None:
+    body = b"\xef\xbb\xbf" + _sse(_chunk({"role": "assistant", "content": "您好，"}),
+                                   _chunk({"content": "请讲。"}), _chunk({}, "stop"), "[DONE]")
+    fresh.proxy.inject("respond", body=body, headers=SSE)
+    async with make_client(fresh.url, fresh.sim.api_key) as client:
+        async with Agent(client=client).stream("你好") as run:
+            async for _ in run:
+                pass
+    assert run.result.output == "您好，请讲。"
+
+
 async def test_a_lone_surrogate_in_the_prompt_is_not_an_untyped_error(fresh: Stage) -> None:
     await cell(fresh, False, "either", prompt="订单 A1024 \ud800 到哪了？")
 
@@ -537,7 +549,8 @@ TOOL_ROWS = [
     pytest.param(raises_unprintable, marks=fixed_on("tooling", "9 (str() of a tool error fails)")),
     pytest.param(raises_cancelled, marks=fixed_on("tooling", "5 (stray CancelledError)")),
     hangs,
-    blocks,
+    pytest.param(blocks, marks=fixed_on("tooling", "3 (a sync tool past its timeout: outcome "
+                                                   "unknown)")),
     pytest.param(huge, marks=fixed_on("tooling", "9 (no cap on tool results)")),
     unserialisable,
     circular,
@@ -567,6 +580,8 @@ async def test_tools_that_fail(fresh: Stage, streamed: bool, parallel: bool, bad
     for message, name in zip(first_step, names, strict=True):
         if name == "get_order":
             assert "运输中" in message.content
+        if name == "blocks":   # its thread may still finish the work: never "try again"
+            assert "unknown" in message.content.lower(), message.content
     assert all(len(m.content) < 1_000_000 for m in results), "a tool result was not capped"
 
 

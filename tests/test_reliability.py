@@ -120,3 +120,24 @@ async def test_a_foreign_write_before_the_first_commit_keeps_the_users_message(
         history = await session.get_items()
     assert history_problems(history, prompts=["第一句", "另一个进程的消息", "第二句"]) == []
     assert sim.last_request.body["messages"][-2]["content"] == "另一个进程的消息"
+
+
+@pytest.mark.anyio
+async def test_streamed_runs_leave_no_resource_to_the_garbage_collector() -> None:
+    import gc
+    import warnings
+
+    sim = GatewaySimulator(responder=shop)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        async with sim_client(sim) as client:
+            agent = Agent(client=client)
+            for prompt in ("你好", "订单 A1024 到哪了？"):
+                async with agent.stream(prompt) as run:
+                    async for _ in run:
+                        pass
+            async with agent.stream("提前离开") as run:
+                async for _ in run:
+                    break
+        gc.collect()
+    assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []

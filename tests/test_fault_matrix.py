@@ -27,14 +27,14 @@ from kimi_agent import Agent, KimiAgentError, MemorySession, ModelFailedError, t
 from kimi_agent.errors import GatewayError
 from kimi_agent.testing import GatewaySimulator, Latency, Reply, SimRequest, ToolCallSpec
 from kimi_agent.wire import ToolMessage
-from reliability._kit import get_order, make_client, session_verdict, shop
+from reliability._kit import fast_retry, get_order, make_client, session_verdict, shop
 from reliability._proxy import FaultProxy
 
 pytestmark = pytest.mark.anyio
 
 Expect = Literal["complete", "fail", "either"]
-SHORT = 0.5
-"""The client time-out of the cells that wait for a silent server."""
+SHORT = 1.0
+"""The client time-out of the cells that wait for a silent server (they retry once only)."""
 
 
 @pytest.fixture(scope="module")
@@ -131,7 +131,8 @@ async def cell(stage: Stage, streamed: bool, expect: Expect, *, prompt: str = "�
                timeout: float = 10.0, tools: list[Any] | None = None, **agent_options: Any
                ) -> tuple[BaseException | None, MemorySession]:
     session = MemorySession(f"顾客-{random.random()}")
-    async with make_client(stage.url, stage.sim.api_key, timeout=timeout) as client:
+    retry = fast_retry(1 if timeout <= SHORT else 2)
+    async with make_client(stage.url, stage.sim.api_key, timeout=timeout, retry=retry) as client:
         options: dict[str, Any] = {"run_timeout": 20.0, "tool_timeout": 0.3, "tool_retries": 2,
                                    "max_steps": 6, **agent_options}
         agent = Agent(tools=tools if tools is not None else [get_order], client=client,

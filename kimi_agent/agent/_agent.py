@@ -39,7 +39,12 @@ from kimi_agent.agent._request import Instructions, RequestParts
 from kimi_agent.agent._result import PendingApproval, RunResult
 from kimi_agent.agent._run_config import RunConfig
 from kimi_agent.agent._serial import one_run_at_a_time
-from kimi_agent.errors import ApprovalError, ConfigurationError, RunTimeoutError
+from kimi_agent.errors import (
+    ApprovalError,
+    ConcurrentRunError,
+    ConfigurationError,
+    RunTimeoutError,
+)
 from kimi_agent.gateway._client import GatewayClient
 from kimi_agent.models._profiles import DEFAULT_PROFILES, ModelProfile, ModelProfiles
 from kimi_agent.models._router import ModelRouter
@@ -58,6 +63,9 @@ OutputT = TypeVar("OutputT", default=str)
 
 _ToolItem = Tool[DepsT] | PlainFunction | ToolRegistry[DepsT] | Toolset
 _Holder = tuple["Agent[Any, Any]", "AgentHandoff | None", int]
+_START_ATTEMPTS = 5
+"""Reads of the history a run makes when other writers keep changing it before its first
+write (each attempt stores nothing)."""
 
 
 class Agent(Generic[DepsT, OutputT]):
@@ -391,10 +399,11 @@ class Agent(Generic[DepsT, OutputT]):
     def _loop(self, client: GatewayClient, deps: Any, session: Session | None,
               history: list[Message], emit: Emit | None, stream: bool, base: int = 0,
               holder: _Holder | None = None,
-              known_tokens: Sequence[tuple[Message, int]] = (),
+              known_tokens: Sequence[tuple[Message, int]] = (), run_id: str | None = None,
               ) -> RunLoop[OutputT]:
         agent, edge, at = holder or (self, None, 0)
-        return RunLoop(agent._config, client=client, run_id=uuid.uuid4().hex, deps=deps,
+        return RunLoop(agent._config, client=client, run_id=run_id or uuid.uuid4().hex,
+                       deps=deps,
                        session=session, history=history, emit=emit, stream=stream, base=base,
                        input_filter=edge.input_filter if edge is not None else None,
                        filter_until=at, known_tokens=known_tokens)
@@ -487,8 +496,22 @@ class Agent(Generic[DepsT, OutputT]):
                           stream, base, holder, known)
 
         async def body() -> RunResult[OutputT]:
-            await loop.repair()
-            await loop.start(prompt)
+            nonlocal loop
+            for attempt in range(_START_ATTEMPTS):
+                try:
+                    await loop.repair()
+                    await loop.start(prompt)
+                    break
+                except ConcurrentRunError:
+                    # Another writer (another process) appended between this run's read and
+                    # its first write. Nothing of this run is stored or sent yet, so read the
+                    # history again and start over rather than drop the user's message.
+                    if session is None or loop.new_messages or attempt + 1 == _START_ATTEMPTS:
+                        raise
+                    base, stored = await read_history(session)
+                    loop = self._loop(client or self._client_for_run(), deps, session,
+                                      in_call_order(stored), emit, stream, base, holder,
+                                      run_id=loop.run_id)
             return await loop.drive()
 
         return await self._hooked(loop, "run", body)

@@ -106,7 +106,8 @@ async def test_a_foreign_write_before_the_first_commit_keeps_the_users_message(
         if not wrote:  # resolved after the history was read, before the prompt is stored
             with sqlite3.connect(db) as raw:
                 seq = raw.execute("SELECT MAX(seq) FROM messages").fetchone()[0] + 1
-                raw.execute("INSERT INTO messages (session_id, seq, role, json, created_at) VALUES ('顾客', ?, 'user', ?, 'now')",
+                raw.execute("INSERT INTO messages (session_id, seq, role, json, created_at) "
+                            "VALUES ('顾客', ?, 'user', ?, 'now')",
                             (seq, '{"role": "user", "content": "另一个进程的消息"}'))
             wrote.append(seq)
         return "你是网店客服。"

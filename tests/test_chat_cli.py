@@ -236,3 +236,9 @@ def test_trace_prints_the_run_tree_after_each_reply(tmp_path: Path) -> None:
     assert code == 0, err
     tree = out[out.index("invoke_agent"):]
     assert "1 requests" in tree and "chat kimi-k2-6" in tree
+
+
+def test_the_chat_says_what_it_waits_for(tmp_path: Path) -> None:
+    code, out, err = chat(tmp_path, stdin="你好\nexit\n")
+    assert code == 0, err
+    assert out.index("⏳ 等待模型 kimi-k2-6 回复") < out.index("助手> Echo: 你好")

@@ -151,7 +151,13 @@ class EventPrinter:
 
     def handle(self, event: ev.Event) -> None:
         """Render one event."""
-        if isinstance(event, ev.ReasoningDelta):
+        if isinstance(event, ev.RunStarted):
+            # say what the run waits for until the first byte comes (a silent gateway is
+            # reported by the client's phase time-outs, not by a frozen screen)
+            self._end_line()
+            self._write(self._s.dim(f"  ⏳ 等待模型 {event.model} 回复 (waiting for "
+                                    f"{event.model})") + "\n")
+        elif isinstance(event, ev.ReasoningDelta):
             if self.show_reasoning:
                 self._text(self._s.dim(event.text))
             elif not self._thinking and not self._in_text:

@@ -111,9 +111,8 @@ class EarlyStarter:
     async def _run(self, started: Started) -> None:
         try:
             with started.scope:
-                records = await self._executor.execute([started.call], self._context(),
-                                                       parallel=True, on_call=self._on_call)
-                started.record = records[0]
+                started.record = await self._executor.run_call(
+                    started.call, self._context(), on_call=self._on_call)
         finally:
             started.done.set()
 

@@ -373,10 +373,16 @@ class Agent(Generic[DepsT, OutputT]):
         send, receive = anyio.create_memory_object_stream[ev.Event](math.inf)
         handle: AgentStream[OutputT] = AgentStream(receive)
 
+        async def emit(event: ev.Event) -> None:
+            # The buffer is unbounded, so a send never waits: no checkpoint per event (the
+            # run awaits the network between events anyway), which halves the task switches
+            # of a streamed run.
+            send.send_nowait(event)
+
         async def drive() -> None:
             async with send:
                 try:
-                    handle._result = await start(send.send)
+                    handle._result = await start(emit)
                 except Exception as error:
                     handle._error = error
 
@@ -540,7 +546,12 @@ class AgentStream(Generic[OutputT]):
 
     async def __anext__(self) -> ev.Event:
         try:
-            return await self._receive.receive()  # type: ignore[no-any-return]
+            # Events already buffered are taken without a trip through the event loop; only
+            # an empty buffer waits.
+            try:
+                return self._receive.receive_nowait()  # type: ignore[no-any-return]
+            except anyio.WouldBlock:
+                return await self._receive.receive()  # type: ignore[no-any-return]
         except (anyio.EndOfStream, anyio.ClosedResourceError):
             if self._error is not None:
                 raise self._error from None

@@ -175,6 +175,13 @@ class ChatStream:
         return self.request_id or self._assembler.id or None
 
     def _parse_chunk(self, data: str, headers: Any) -> ChatCompletionChunk:
+        if '"error"' not in data:
+            # The common case in one pass of pydantic-core's JSON parser; anything it
+            # refuses (control characters in strings, an error frame) takes the path below.
+            try:
+                return ChatCompletionChunk.model_validate_json(data)
+            except (ValidationError, ValueError):
+                pass
         try:
             payload = json.loads(data, strict=False)
         except ValueError:

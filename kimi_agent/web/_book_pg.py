@@ -59,7 +59,7 @@ _MIGRATIONS: dict[int, list[str]] = {
 _COLUMNS = ("session_id, customer_id, status, handoff_reason, handoff_summary, handoff_queue, "
             "updated_at, version")
 _RUN_COLUMNS = ("session_id, claim, customer_id, replica, run_id, "
-                "extract(epoch FROM expires_at)::float8")
+                "extract(epoch FROM expires_at)::float8 AS expires")
 
 
 def _entry(row: tuple[Any, ...]) -> ConversationEntry:
@@ -200,7 +200,7 @@ class PostgresBook:
             "run_id = excluded.run_id, expires_at = excluded.expires_at "
             "WHERE r.expires_at <= clock_timestamp() "
             f"RETURNING {_RUN_COLUMNS}) "
-            f"SELECT {_RUN_COLUMNS} FROM put UNION ALL "
+            "SELECT * FROM put UNION ALL "
             f"SELECT {_RUN_COLUMNS} FROM kimi_agent_web_runs WHERE session_id = %s",
             (marker.session_id, marker.claim, marker.customer_id, marker.replica,
              marker.run_id, lease, marker.session_id))

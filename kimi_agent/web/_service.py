@@ -37,10 +37,11 @@ from anyio.abc import TaskGroup, TaskStatus
 
 from kimi_agent import Agent, PendingApproval, Session
 from kimi_agent import events as ev
-from kimi_agent.errors import ApprovalError, ConversationBusyError, KimiAgentError, SessionError
+from kimi_agent.errors import ApprovalError, ConversationBusyError, KimiAgentError
 from kimi_agent.web._book import Book, ConversationEntry, RunMarker
 from kimi_agent.web._book_sqlite import ConversationBook
 from kimi_agent.web._errors import WebError
+from kimi_agent.web._markers import RunClaims
 from kimi_agent.web._options import WebOptions
 from kimi_agent.web._runs import LiveRun, RunLogs
 from kimi_agent.web._tokens import Customer
@@ -86,6 +87,7 @@ class ChatService:
         self._own_book = book is None
         self.book: Book = book if book is not None else ConversationBook()
         self.replica = replica or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.claims = RunClaims(self.book, self.replica, options.run_lease)
         labels = {**DEFAULT_TOOL_LABELS, **options.tool_labels}
         self.customer_view = Visibility(reasoning=options.show_reasoning,
                                         tool_details=options.show_tool_details, labels=labels)
@@ -191,53 +193,12 @@ class ChatService:
                            run_id=current.run_id if current else None)
         self._busy.add(session_id)
         try:
-            claim = await self._claim(customer)
+            claim = await self.claims.claim(customer.session_id, customer.customer_id)
             run: LiveRun = await self._group.start(self._drive, customer, check, start, claim)
         except BaseException:
             self._release(session_id)
             raise
         return run
-
-    async def _claim(self, customer: Customer) -> str:
-        """Claim the conversation's run marker for a new run; its claim token."""
-        claim = uuid.uuid4().hex
-        mine = RunMarker(customer.session_id, claim, customer.customer_id, self.replica,
-                         None, 0.0)
-        try:
-            held = await self.book.claim_run(mine, self.options.run_lease)
-        except SessionError as error:
-            raise WebError(503, "book_unavailable", f"the conversation book cannot be "
-                           f"reached: {error}") from None
-        if held.claim != claim:
-            raise WebError(409, "conversation_busy", "上一条消息还在回复中，请稍候。"
-                           " A run is under way in this conversation"
-                           f"{'' if held.replica == self.replica else ' on another replica'}.",
-                           run_id=held.run_id, replica=held.replica)
-        return claim
-
-    async def _keep_marker(self, session_id: str, claim: str, scope: anyio.CancelScope
-                           ) -> None:
-        """Renew the run marker every third of the lease until `scope` is cancelled."""
-        lease = self.options.run_lease
-        with scope:
-            while True:
-                await anyio.sleep(lease / 3)
-                try:
-                    if not await self.book.renew_run(session_id, claim, lease):
-                        log.warning("the run marker of session %s lapsed and was taken over",
-                                    session_id)
-                        return
-                except SessionError as error:
-                    log.warning("could not renew the run marker of session %s: %s",
-                                session_id, error)
-
-    async def _end_marker(self, session_id: str, claim: str) -> None:
-        with anyio.move_on_after(10, shield=True):
-            try:
-                await self.book.end_run(session_id, claim)
-            except SessionError as error:   # it lapses after the lease by itself
-                log.warning("could not end the run marker of session %s: %s", session_id,
-                            error)
 
     def _release(self, session_id: str) -> None:
         self._busy.discard(session_id)
@@ -252,7 +213,7 @@ class ChatService:
         run: LiveRun | None = None
         keeper = anyio.CancelScope()
         assert self._group is not None
-        self._group.start_soon(self._keep_marker, session_id, claim, keeper)
+        self._group.start_soon(self.claims.keep, session_id, claim, keeper)
         try:
             session = self.store.session(session_id)
             try:
@@ -262,7 +223,7 @@ class ChatService:
                     async for event in stream:
                         if run is None:
                             run = self._begin(customer, event)
-                            await self._mark(session_id, claim, run.run_id)
+                            await self.claims.mark(session_id, claim, run.run_id)
                             task_status.started(run)
                         self._log(run, event)
                     if run is not None:
@@ -274,21 +235,13 @@ class ChatService:
                 await self._failed(customer, run, error)
         finally:
             keeper.cancel()
-            await self._end_marker(session_id, claim)
+            await self.claims.end(session_id, claim)
             if run is not None:
                 if not run.records or run.records[-1]["kind"] not in ("done", "error"):
                     run.append(error_record("interrupted", "回答被中断了（服务正在重启），请稍后"
                                             "重新发送。The run was interrupted."))
                 self.runs.end(run)
             self._release(session_id)
-
-    async def _mark(self, session_id: str, claim: str, run_id: str) -> None:
-        """Put the run's id on its marker, for readers on other replicas."""
-        try:
-            await self.book.renew_run(session_id, claim, self.options.run_lease,
-                                      run_id=run_id)
-        except SessionError as error:
-            log.warning("could not record run %s on its marker: %s", run_id, error)
 
     def _begin(self, customer: Customer, event: ev.Event) -> LiveRun:
         run_id = event.run_id if isinstance(event, ev.RunStarted) else "run"

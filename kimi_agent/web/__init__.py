@@ -13,6 +13,8 @@ Install with `pip install 'kimi-agent[web]'`. What it gives:
 - The conversation book (`Book`): where each conversation stands and which runs are under
   way. `ConversationBook` (SQLite / memory) for one host; `PostgresBook` and `RedisBook`
   for replicas on several hosts; `open_book(url)` opens the one beside a store URL.
+- `open_backend(url, concurrency=N)`: the store, the book and the gateway cap (shared by the
+  replicas through PostgreSQL/Redis) from one store URL, as `kimi-agent serve --store` does.
 
 Names are imported lazily (the `serve` command's parser costs nothing); the web extra is
 needed once one is used. See docs/guides/web.md.
@@ -35,6 +37,8 @@ _EXPORTS: dict[str, str] = {
     "open_book": "kimi_agent.web._book",
     "PostgresBook": "kimi_agent.web._book_pg",
     "RedisBook": "kimi_agent.web._book_redis",
+    "WebBackend": "kimi_agent.web._backend",
+    "open_backend": "kimi_agent.web._backend",
     "WebError": "kimi_agent.web._errors",
     "RateLimit": "kimi_agent.web._limits",
     "WebOptions": "kimi_agent.web._options",
@@ -63,11 +67,13 @@ __all__ = [
     "RunMarker",
     "SessionStore",
     "TokenError",
+    "WebBackend",
     "WebError",
     "WebOptions",
     "create_app",
     "create_router",
     "mint_customer_token",
+    "open_backend",
     "open_book",
     "verify_customer_token",
     "web_routes",
@@ -75,6 +81,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from kimi_agent.web._app import create_app, create_router, web_routes
+    from kimi_agent.web._backend import WebBackend, open_backend
     from kimi_agent.web._book import (
         Book,
         ConversationEntry,

@@ -125,13 +125,16 @@ def test_replicas_share_runs_hand_offs_approvals_and_the_gateway_cap(
     wait_until(lambda: gate.waiting == 1)
     state = b.customer("GET", "", "u1001").json()
     assert state["status"] == "running", state
-    assert state["run"]["elsewhere"] and str(a.pid) in state["run"]["replica"]
+    assert state["run"]["elsewhere"] and "replica" not in state["run"]   # hosts: staff only
+    staff_state = b.staff("GET", "/conversations/u1001").json()
+    assert staff_state["status"] == "running" and str(a.pid) in staff_state["run"]["replica"]
     running = b.staff("GET", "/overview").json()["running"]
     assert [(r["session_id"], str(a.pid) in r["replica"]) for r in running] == \
         [("u1001", True)]
     refused = b.customer("POST", "/messages", "u1001", json={"message": "在吗？"})
     assert refused.status_code == 409, refused.text          # while A's request is held
     assert refused.json()["error"]["code"] == "conversation_busy"
+    assert refused.json()["error"]["elsewhere"] is True
     follow = b.customer("GET", "/events", "u1001")
     assert follow.status_code == 409
     assert follow.json()["error"]["code"] == "run_on_other_replica"

@@ -35,7 +35,8 @@ class RunClaims:
 
         Raises:
             WebError: a run is under way there, here or on another replica (409
-                `conversation_busy`, naming the run and the replica), or the book cannot be
+                `conversation_busy`, naming the run and whether it is elsewhere; the
+                replica's name is logged, not told to customers), or the book cannot be
                 reached (503 `book_unavailable`).
         """
         claim = uuid.uuid4().hex
@@ -49,7 +50,7 @@ class RunClaims:
             raise WebError(409, "conversation_busy", "上一条消息还在回复中，请稍候。"
                            " A run is under way in this conversation"
                            f"{'' if held.replica == self.replica else ' on another replica'}.",
-                           run_id=held.run_id, replica=held.replica)
+                           run_id=held.run_id, elsewhere=held.replica != self.replica)
         return claim
 
     async def keep(self, session_id: str, claim: str, scope: anyio.CancelScope) -> None:

@@ -79,7 +79,8 @@ def api_routes(service: ChatService) -> list[Route]:
                 raise WebError(409, "run_on_other_replica", "这条回复正在另一台服务器上进行，"
                                "结束后可在对话记录中查看。 The run lives on another replica: "
                                "read the conversation's history once it ends.",
-                               run_id=marker.run_id, replica=marker.replica)
+                               run_id=marker.run_id,
+                               **({"replica": marker.replica} if view.staff else {}))
             raise WebError(404, "run_not_found", "no such run in this conversation is kept "
                            "here: read the conversation's state and history instead")
         after = parse_after(request, run.run_id)

@@ -37,10 +37,9 @@ from anyio.abc import TaskGroup, TaskStatus
 
 from kimi_agent import Agent, PendingApproval, Session
 from kimi_agent import events as ev
-from kimi_agent.errors import ApprovalError, ConversationBusyError, KimiAgentError
 from kimi_agent.web._book import Book, ConversationEntry, RunMarker
 from kimi_agent.web._book_sqlite import ConversationBook
-from kimi_agent.web._errors import WebError
+from kimi_agent.web._errors import WebError, before_start, single_error
 from kimi_agent.web._markers import RunClaims
 from kimi_agent.web._options import WebOptions
 from kimi_agent.web._runs import LiveRun, RunLogs
@@ -229,9 +228,9 @@ class ChatService:
                     if run is not None:
                         await self._settle(customer, run, stream.result)
             except Exception as raised:
-                error = _single(raised)
+                error = single_error(raised)
                 if run is None:
-                    raise _before_start(error) from None
+                    raise before_start(error) from None
                 await self._failed(customer, run, error)
         finally:
             keeper.cancel()
@@ -287,11 +286,12 @@ class ChatService:
         run: dict[str, Any] | None = None
         if current is None and marker is not None:
             run = {"run_id": marker.run_id, "finished": False, "events": None,
-                   "elsewhere": marker.replica != self.replica, "replica": marker.replica}
+                   "elsewhere": marker.replica != self.replica,
+                   **({"replica": marker.replica} if view.staff else {})}
         elif latest is not None:
             run = {"run_id": latest.run_id, "finished": latest.finished,
                    "events": len(latest.records), "elsewhere": False,
-                   "replica": self.replica}
+                   **({"replica": self.replica} if view.staff else {})}
         if current is not None or marker is not None:
             status = "running"
         elif entry is not None and entry.status == "handoff":
@@ -398,25 +398,3 @@ async def serving(service: ChatService) -> AsyncIterator[ChatService]:
     """`async with service` as a function (for lifespans)."""
     async with service:
         yield service
-
-
-def _single(error: Exception) -> Exception:
-    """The one error inside (nested) exception groups of one error, else `error`: a
-    streamed run's task group wraps what the run raised."""
-    while isinstance(error, ExceptionGroup) and len(error.exceptions) == 1:
-        error = error.exceptions[0]
-    return error
-
-
-def _before_start(error: Exception) -> Exception:
-    """What the request that asked for a run hears when it could not start."""
-    if isinstance(error, WebError):
-        return error
-    if isinstance(error, ApprovalError):
-        return WebError(409, "approval_mismatch", str(error))
-    if isinstance(error, ConversationBusyError):
-        return WebError(409, "conversation_busy", "the conversation is busy in another "
-                        "process; try again shortly")
-    if isinstance(error, KimiAgentError):
-        return WebError(502, "run_failed", f"the agent could not start: {error}")
-    return error

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import anyio
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from kimi_agent import Handoff
 from kimi_agent.errors import ConfigurationError, SessionStoreUnavailableError
@@ -215,3 +217,31 @@ async def test_a_book_file_from_before_markers_is_brought_up_to_date(tmp_path: P
     assert await book.set("会话-旧", "u1", "active", if_version=1)
     assert (await book.claim_run(marker("会话-旧", "r"), 30)).replica == "r"
     book.close()
+
+
+_TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=60)
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(reason=_TEXT.filter(bool), summary=_TEXT, queue=st.none() | _TEXT,
+       customer=st.from_regex(r"[\w.:@-]{1,40}", fullmatch=True))
+def test_any_hand_off_text_comes_back_exactly(book_url: str, reason: str, summary: str,
+                                              queue: str | None, customer: str) -> None:
+    """Whatever a model puts in a hand-off (Chinese, emoji, NUL, quotes) is read back as it
+    was written, on every backend."""
+    async def roundtrip() -> None:
+        book = open_book(book_url)
+        try:
+            session_id = f"会话-{uuid.uuid4().hex[:6]}"
+            await book.set(session_id, customer, "handoff", Handoff(reason, summary, queue))
+            entry = await book.get(session_id)
+            assert entry is not None and entry.customer_id == customer
+            assert entry.handoff == Handoff(reason, summary, queue)
+            listed = [e for e in await book.with_status("handoff", limit=10_000)
+                      if e.session_id == session_id]
+            assert listed == [entry]
+        finally:
+            await book.aclose()
+
+    anyio.run(roundtrip)

@@ -1,9 +1,10 @@
 """`PostgresBook`: the conversation book in PostgreSQL, shared by every replica (see `_book`).
 
-Tables `kimi_agent_web_conversations` and `kimi_agent_web_runs`, created on first use beside
-the session store's tables, with their own row (`kimi_agent.web`) in the `kimi_agent_schema`
-version table, under the same transaction-scoped advisory lock as the store's migrations,
-so replicas starting together create them once. Every change is one statement (atomic);
+Tables `kimi_agent_web_conversations` (a hand-off as JSON text) and `kimi_agent_web_runs`,
+created on first use beside the session store's tables, with their own row
+(`kimi_agent.web`) in the `kimi_agent_schema` version table, under the same
+transaction-scoped advisory lock as the store's migrations, so replicas starting together
+create them once. Every change is one statement (atomic);
 times are the server's clock (`clock_timestamp()`), so replicas' clocks do not matter.
 Connections come from a `PgPool` like the store's: a server that is down raises
 `SessionStoreUnavailableError`.
@@ -11,6 +12,7 @@ Connections come from a `PgPool` like the store's: a server that is down raises
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,9 +41,7 @@ _MIGRATIONS: dict[int, list[str]] = {
             session_id TEXT PRIMARY KEY,
             customer_id TEXT NOT NULL,
             status TEXT NOT NULL,
-            handoff_reason TEXT,
-            handoff_summary TEXT,
-            handoff_queue TEXT,
+            handoff TEXT,
             version BIGINT NOT NULL DEFAULT 1,
             updated_at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp())""",
         """CREATE INDEX kimi_agent_web_conversations_status
@@ -56,19 +56,30 @@ _MIGRATIONS: dict[int, list[str]] = {
         "CREATE INDEX kimi_agent_web_runs_expiry ON kimi_agent_web_runs (expires_at)",
     ],
 }
-_COLUMNS = ("session_id, customer_id, status, handoff_reason, handoff_summary, handoff_queue, "
-            "updated_at, version")
+_COLUMNS = "session_id, customer_id, status, handoff, updated_at, version"
 _RUN_COLUMNS = ("session_id, claim, customer_id, replica, run_id, "
                 "extract(epoch FROM expires_at)::float8 AS expires")
 
 
 def _entry(row: tuple[Any, ...]) -> ConversationEntry:
-    session_id, customer_id, status, reason, summary, queue, updated, version = row
-    handoff = Handoff(reason, summary or "", queue) if reason is not None else None
+    session_id, customer_id, status, handoff_json, updated, version = row
+    handoff = None
+    if handoff_json is not None:
+        fields = json.loads(handoff_json)
+        handoff = Handoff(fields["reason"], fields["summary"], fields["queue"])
     stamp = updated.astimezone(UTC).isoformat(timespec="milliseconds") \
         if isinstance(updated, datetime) else str(updated)
     return ConversationEntry(session_id, customer_id, check_status(status), handoff, stamp,
                              int(version))
+
+
+def _handoff_json(handoff: Handoff | None) -> str | None:
+    """A hand-off as JSON text: PostgreSQL text cannot hold NUL characters, which JSON
+    escapes (a model's summary may contain anything), so nothing is lost."""
+    if handoff is None:
+        return None
+    return json.dumps({"reason": handoff.reason, "summary": handoff.summary,
+                       "queue": handoff.queue}, ensure_ascii=False)
 
 
 def _marker(row: tuple[Any, ...]) -> RunMarker:
@@ -157,23 +168,20 @@ class PostgresBook:
             ValueError: an unknown `status`.
         """
         check_status(status)
-        values = (customer_id, status, handoff.reason if handoff else None,
-                  handoff.summary if handoff else None, handoff.queue if handoff else None)
+        values = (customer_id, status, _handoff_json(handoff))
         what = f"record conversation {session_id!r}"
         if if_version is not None:
             rows = await self._execute(
                 what, "UPDATE kimi_agent_web_conversations SET customer_id = %s, status = %s, "
-                "handoff_reason = %s, handoff_summary = %s, handoff_queue = %s, "
-                "updated_at = clock_timestamp(), version = version + 1 "
+                "handoff = %s, updated_at = clock_timestamp(), version = version + 1 "
                 "WHERE session_id = %s AND version = %s", (*values, session_id, if_version))
             return bool(rows[0][0] == 1)
         await self._execute(
             what, "INSERT INTO kimi_agent_web_conversations (session_id, customer_id, status, "
-            "handoff_reason, handoff_summary, handoff_queue) VALUES (%s, %s, %s, %s, %s, %s) "
+            "handoff) VALUES (%s, %s, %s, %s) "
             "ON CONFLICT (session_id) DO UPDATE SET customer_id = excluded.customer_id, "
-            "status = excluded.status, handoff_reason = excluded.handoff_reason, "
-            "handoff_summary = excluded.handoff_summary, "
-            "handoff_queue = excluded.handoff_queue, updated_at = clock_timestamp(), "
+            "status = excluded.status, handoff = excluded.handoff, "
+            "updated_at = clock_timestamp(), "
             "version = kimi_agent_web_conversations.version + 1", (session_id, *values))
         return True
 

@@ -191,10 +191,13 @@ class ChatService:
                            " A run is under way in this conversation.",
                            run_id=current.run_id if current else None)
         self._busy.add(session_id)
+        claim: str | None = None
         try:
             claim = await self.claims.claim(customer.session_id, customer.customer_id)
             run: LiveRun = await self._group.start(self._drive, customer, check, start, claim)
         except BaseException:
+            if claim is not None:   # ended already unless the run never began to start
+                await self.claims.end(session_id, claim)
             self._release(session_id)
             raise
         return run

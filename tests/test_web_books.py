@@ -17,7 +17,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kimi_agent import Handoff
-from kimi_agent.errors import ConfigurationError, SessionStoreUnavailableError
+from kimi_agent.errors import (
+    ConfigurationError,
+    SessionSchemaError,
+    SessionStoreUnavailableError,
+)
 from kimi_agent.web import (
     Book,
     ConversationBook,
@@ -245,3 +249,50 @@ def test_any_hand_off_text_comes_back_exactly(book_url: str, reason: str, summar
             await book.aclose()
 
     anyio.run(roundtrip)
+
+
+async def test_postgres_tables_of_the_same_name_that_are_not_ours_are_left_alone(
+        postgres_database: str) -> None:
+    import psycopg
+
+    with psycopg.connect(postgres_database, autocommit=True) as connection:
+        connection.execute("CREATE TABLE kimi_agent_web_runs (id int)")
+    book = PostgresBook(postgres_database)
+    try:
+        with pytest.raises(SessionSchemaError, match="kimi_agent_web_runs"):
+            await book.get("会话-1")
+    finally:
+        await book.aclose()
+    with psycopg.connect(postgres_database, autocommit=True) as connection:
+        columns = connection.execute(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_name = 'kimi_agent_web_runs'").fetchall()
+    assert columns == [("id",)]                                  # untouched
+
+
+async def test_open_backend_shares_the_cap_through_the_store_server(tmp_path: Path) -> None:
+    from kimi_agent.scale import PostgresLimiter, RedisLimiter
+    from kimi_agent.web import WebOptions, open_backend
+
+    async with open_backend(f"sqlite:///{tmp_path / 'web.db'}", concurrency=3) as local:
+        assert local.concurrency == 3 and not local.shared
+        assert isinstance(local.book, ConversationBook)
+    async with open_backend("memory") as memory:
+        assert memory.concurrency is None and memory.where == "memory"
+    async with open_backend("postgresql://bot:secret@db.internal/support", concurrency=25,
+                            api_key="sk-账号") as pg:
+        assert isinstance(pg.concurrency, PostgresLimiter) and pg.shared
+        assert pg.concurrency.key.startswith("gateway-") and "sk-" not in pg.concurrency.key
+        assert "secret" not in pg.where and isinstance(pg.book, PostgresBook)
+    async with open_backend("redis://cache:6379/0?prefix=shop:", concurrency=5,
+                            limiter_key="account-1") as redis:
+        assert isinstance(redis.concurrency, RedisLimiter)
+        assert redis.concurrency.key == "account-1"
+        assert redis.concurrency.client.prefix == "shop:"
+        assert isinstance(redis.book, RedisBook) and redis.book.client.prefix == "shop:"
+    with pytest.raises(ConfigurationError, match="postgresql://"):
+        open_backend("mysql://db/shop")
+    with pytest.raises(ConfigurationError, match="concurrency"):
+        open_backend("memory", concurrency=0)
+    with pytest.raises(ConfigurationError, match="run_lease"):
+        WebOptions(secret="s" * 32, run_lease=0.1)

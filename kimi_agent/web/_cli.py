@@ -294,13 +294,22 @@ def run(args: argparse.Namespace) -> int:
     import anyio
 
     from kimi_agent.errors import ConfigurationError
+    from kimi_agent.web._backend import check_store_url
 
     try:
-        store_url(args.store)
+        kind = check_store_url(store_url(args.store))
         if args.concurrency is not None and args.concurrency < 1:
             raise ConfigurationError(f"--concurrency must be at least 1, not {args.concurrency}")
     except (ConfigurationError, ValueError) as error:
         print(f"kimi-agent serve: --store / --concurrency: {error}", file=sys.stderr)
         return 2
+    driver = {"postgres": ("psycopg_pool", "postgres"), "redis": ("redis", "redis")}.get(kind)
+    if driver is not None:
+        try:
+            importlib.import_module(driver[0])
+        except ImportError as error:
+            print(f"kimi-agent serve --store {kind}: needs the {driver[1]} extra: pip install "
+                  f"'kimi-agent[web,{driver[1]}]' ({error})", file=sys.stderr)
+            return 2
     anyio.run(_serve, args)
     return 0

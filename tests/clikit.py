@@ -51,11 +51,12 @@ def _default_sigint() -> None:
 
 class LiveCli:
     """A running `kimi-agent` (or `python -m module`) whose output is collected as it comes,
-    to wait for markers."""
+    to wait for markers. `env` adds variables (e.g. a gateway key and URL)."""
 
-    def __init__(self, home: Path, *args: str, module: str = "kimi_agent.cli") -> None:
+    def __init__(self, home: Path, *args: str, module: str = "kimi_agent.cli",
+                 env: dict[str, str] | None = None) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", module, *args], cwd=ROOT, env=cli_env(home),
+            [sys.executable, "-m", module, *args], cwd=ROOT, env={**cli_env(home), **(env or {})},
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             preexec_fn=_default_sigint if os.name == "posix" else None,
         )

@@ -8,6 +8,7 @@ import re
 import sqlite3
 import subprocess
 import sys
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -229,3 +230,37 @@ async def test_scripted_model_handles_refusals_and_unknown_orders(tmp_path: Path
     assert "没有查到" in unknown.output and "Z9999" in unknown.output
     assert returning.status == "completed"          # no history: a plain FAQ answer
     assert not sim.errors
+
+
+def test_web_service_runs_as_two_processes_on_one_redis_store(tmp_path: Path,
+                                                              redis_url: str) -> None:
+    """Two processes of the example on one Redis store (each on its own simulator): what
+    a customer says through one is the history the other serves, and an unknown store is a
+    usage error."""
+    store = f"{redis_url}?prefix=ex{uuid.uuid4().hex[:8]}:"
+    env = {"KIMI_AGENT_WEB_SECRET": "s" * 40, "KIMI_AGENT_STAFF_KEY": "k" * 40}
+    first = LiveCli(tmp_path / "a", "--port", "0", "--store", store, "--concurrency", "2",
+                    module="examples.web_service", env=env)
+    second = LiveCli(tmp_path / "b", "--port", "0", "--store", store, "--concurrency", "2",
+                     module="examples.web_service", env=env)
+    with first, second:
+        roots = []
+        for server in (first, second):
+            at = server.wait_for("Uvicorn running on ", timeout=60)
+            roots.append(server.output[at:].split()[3])
+        token = mint_customer_token("s" * 40, "u1001")
+        headers = {"authorization": f"Bearer {token}", "accept": "application/json"}
+        answer = httpx.post(f"{roots[0]}{PREFIX}/api/conversation/messages", timeout=30,
+                            json={"message": "我的订单 A1024 到哪了？"}, headers=headers)
+        assert answer.status_code == 200 and answer.json()["status"] == "completed"
+        history = httpx.get(f"{roots[1]}{PREFIX}/api/conversation/messages", timeout=30,
+                            headers=headers).json()["messages"]
+        assert history[0]["content"] == "我的订单 A1024 到哪了？"
+        assert history[-1]["content"] == answer.json()["output"]
+        for server in (first, second):
+            server.interrupt()
+            assert server.finish() == 0, server.output
+    bad = subprocess.run([sys.executable, "-m", "examples.web_service", "--store",
+                          "mysql://db/shop", "--data", str(tmp_path / "c")], cwd=ROOT,
+                         env=cli_env(tmp_path), capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "postgresql://" in bad.stderr, bad.stderr

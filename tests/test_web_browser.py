@@ -223,3 +223,80 @@ async def embedded(page: Any, web: Any) -> None:
     await shot(page, "0-embedded-widget")
     items = await web.store.session("u1002").get_items()
     assert [m.content for m in items if m.role == "user"] == ["订单 A1026 发货了吗？"]
+
+
+async def test_widget_waits_for_a_run_on_another_replica(tmp_path: Path) -> None:
+    """Two replicas on one store and one book: the widget opened on B while A answers shows
+    the reply under way without asking B for A's events (409 `run_on_other_replica`) in a
+    loop, and shows A's answer from the shared history once it ended."""
+    import anyio
+    import httpx
+    from kimi_agent_tools.demo.bot import build_agent, make_deps
+    from kimi_agent_tools.demo.scenario import shop_responder
+
+    from examples.web_service import shop_deps
+    from kimi_agent import GatewayClient, SQLiteStore
+    from kimi_agent.testing import GatewaySimulator, Reply, SimRequest
+    from kimi_agent.web import ConversationBook, WebOptions, create_app
+
+    held = anyio.Event()
+    release = anyio.Event()
+
+    async def responder(request: SimRequest) -> Reply:
+        if not release.is_set():
+            held.set()
+            await release.wait()
+        return shop_responder(request)
+
+    sim = GatewaySimulator(responder=responder)
+    shared, _ = make_deps(tmp_path / "shop.db", customer_id=None, latency=False)
+    options = WebOptions(secret=SECRET, staff_key=STAFF_KEY, title="小象优选 · 在线客服")
+    db = tmp_path / "sessions.db"
+    async with sim.serve() as base, GatewayClient(base, sim.api_key) as client, \
+            SQLiteStore(db) as store_a, SQLiteStore(db) as store_b:
+        agent = build_agent(client)
+        book_a, book_b = ConversationBook(db), ConversationBook(db)
+        app_a = create_app(agent, store_a, options, deps=shop_deps(shared), book=book_a)
+        app_b = create_app(agent, store_b, options, deps=shop_deps(shared), book=book_b)
+        async with serve(app_a) as url_a, serve(app_b) as url_b, browser() as chrome, \
+                anyio.create_task_group() as group:
+            headers = {"authorization": f"Bearer {mint_customer_token(SECRET, 'u1001')}",
+                       "accept": "application/json"}
+            answers: list[Any] = []
+
+            async def ask_a() -> None:
+                async with httpx.AsyncClient(timeout=60) as http:
+                    answers.append((await http.post(
+                        f"{url_a}/api/conversation/messages", headers=headers,
+                        json={"message": "我的订单 A1024 到哪了？"})).json())
+
+            group.start_soon(ask_a)
+            with anyio.fail_after(30):
+                await held.wait()
+            page = await chrome.new_page(viewport={"width": 480, "height": 820},
+                                         locale="zh-CN")
+            asked: list[str] = []
+            page.on("request", lambda r: asked.append(r.url))
+            problems: list[str] = []
+            page.on("pageerror", lambda error: problems.append(str(error)))
+            await page.goto(f"{url_b}/widget#token={mint_customer_token(SECRET, 'u1001')}")
+            await page.locator(".bubble.typing", has_text="正在回复中").wait_for(timeout=WAIT)
+            box = page.get_by_label("输入消息")
+            assert await box.is_disabled()
+            # a few state polls later: still waiting, and never a request for A's events
+            polls = [u for u in asked if u.endswith("/api/conversation")]
+            while len(polls) < 3:
+                await anyio.sleep(0.2)
+                polls = [u for u in asked if u.endswith("/api/conversation")]
+            await shot(page, "5-run-on-another-replica")
+            assert not [u for u in asked if "/events" in u], asked
+            release.set()
+            answer = page.locator(".row.bot .bubble", has_text="SF1402938475612")
+            await answer.wait_for(timeout=WAIT)
+            await page.locator(".row.user .bubble", has_text="A1024").wait_for(timeout=WAIT)
+            assert await box.is_enabled()
+            assert problems == []
+            assert answers and answers[0]["status"] == "completed"
+            assert "SF1402938475612" in answers[0]["output"]
+        book_a.close()
+        book_b.close()

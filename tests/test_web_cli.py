@@ -76,5 +76,9 @@ def test_serve_takes_an_agent_factory_and_refuses_bad_targets(tmp_path: Path) ->
         assert server.finish() == 0
     bad = run_cli(tmp_path, "serve", "no_such_module_here:agent", "--port", "0")
     assert bad.returncode == 1 and "cannot import module" in bad.stderr
-    worse = run_cli(tmp_path, "serve", "--store", "postgres://x", "--port", "0")
-    assert worse.returncode == 1 and "--store" in worse.stderr
+    worse = run_cli(tmp_path, "serve", "--store", "mysql://db/shop", "--port", "0")
+    assert worse.returncode == 2 and "--store" in worse.stderr, worse.stderr
+    for form in ("memory", "sqlite:///PATH", "postgresql://", "redis://"):
+        assert form in worse.stderr
+    nothing = run_cli(tmp_path, "serve", "--concurrency", "0", "--port", "0")
+    assert nothing.returncode == 2 and "--concurrency" in nothing.stderr

@@ -1,4 +1,12 @@
-"""`python -m examples.web_service [--port 8000] [--data DIR]`: the shop's site with the bot.
+"""`python -m examples.web_service [--port 8000] [--data DIR] [--store URL] [--concurrency N]`:
+the shop's site with the bot.
+
+On one host the conversations live in SQLite in `--data` (the default). To run several
+processes, on one host or several, give them all the same `--store postgresql://…` (or
+`redis://…`) and the same `KIMI_AGENT_WEB_SECRET` / `KIMI_AGENT_STAFF_KEY`, each its own
+`--port`, behind a load balancer: any process serves any request (see app.py's docstring
+for what is shared). `--concurrency N` is the gateway account's cap on requests in flight,
+shared by all the processes through that store's server.
 
 Without `BYTESPIKE_API_KEY` the model is the gateway simulator (the demo's scripted shop
 model), started in a background thread; uvicorn serves the app and, on Ctrl-C, lets answers
@@ -18,6 +26,7 @@ from pathlib import Path
 import uvicorn
 
 from examples.web_service.app import PREFIX, create_app
+from kimi_agent.errors import ConfigurationError
 
 
 @contextlib.contextmanager
@@ -48,11 +57,24 @@ def main() -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--data", default=str(_default_data()))
+    parser.add_argument("--store", default=None,
+                        help="where conversations live: postgresql://…, redis://…, "
+                             "sqlite:///PATH or memory (default: sessions.db in --data)")
+    parser.add_argument("--concurrency", type=int, default=None, metavar="N",
+                        help="the gateway account's cap on requests in flight (shared by "
+                             "every process on a PostgreSQL/Redis store)")
+    parser.add_argument("--limiter-key", dest="limiter_key", default=None,
+                        help="the shared cap's key (default: from a hash of the API key)")
     args = parser.parse_args()
     with _gateway() as (base_url, api_key):
-        app = create_app(args.data, base_url=base_url, api_key=api_key, latency=True,
-                         secret=os.environ.get("KIMI_AGENT_WEB_SECRET"),
-                         staff_key=os.environ.get("KIMI_AGENT_STAFF_KEY"))
+        try:
+            app = create_app(args.data, base_url=base_url, api_key=api_key, latency=True,
+                             secret=os.environ.get("KIMI_AGENT_WEB_SECRET"),
+                             staff_key=os.environ.get("KIMI_AGENT_STAFF_KEY"),
+                             store_url=args.store, concurrency=args.concurrency,
+                             limiter_key=args.limiter_key)
+        except ConfigurationError as error:
+            parser.error(str(error))
         print(f"工作台 staff console: {PREFIX}/staff   staff key: {app.state.staff_key}")
         uvicorn.run(app, host=args.host, port=args.port, timeout_graceful_shutdown=30)
     return 0

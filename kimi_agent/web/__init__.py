@@ -10,6 +10,11 @@ Install with `pip install 'kimi-agent[web]'`. What it gives:
   widget; the conversation a request reaches comes from it, never from the body.
 - `ChatService`: the runs behind the endpoints (one per conversation at a time, surviving
   dropped connections, hand-offs holding a conversation for a person).
+- The conversation book (`Book`): where each conversation stands and which runs are under
+  way. `ConversationBook` (SQLite / memory) for one host; `PostgresBook` and `RedisBook`
+  for replicas on several hosts; `open_book(url)` opens the one beside a store URL.
+- `open_backend(url, concurrency=N)`: the store, the book and the gateway cap (shared by the
+  replicas through PostgreSQL/Redis) from one store URL, as `kimi-agent serve --store` does.
 
 Names are imported lazily (the `serve` command's parser costs nothing); the web extra is
 needed once one is used. See docs/guides/web.md.
@@ -24,9 +29,16 @@ _EXPORTS: dict[str, str] = {
     "create_app": "kimi_agent.web._app",
     "create_router": "kimi_agent.web._app",
     "web_routes": "kimi_agent.web._app",
-    "ConversationBook": "kimi_agent.web._book",
+    "Book": "kimi_agent.web._book",
+    "ConversationBook": "kimi_agent.web._book_sqlite",
     "ConversationEntry": "kimi_agent.web._book",
     "ConversationStatus": "kimi_agent.web._book",
+    "RunMarker": "kimi_agent.web._book",
+    "open_book": "kimi_agent.web._book",
+    "PostgresBook": "kimi_agent.web._book_pg",
+    "RedisBook": "kimi_agent.web._book_redis",
+    "WebBackend": "kimi_agent.web._backend",
+    "open_backend": "kimi_agent.web._backend",
     "WebError": "kimi_agent.web._errors",
     "RateLimit": "kimi_agent.web._limits",
     "WebOptions": "kimi_agent.web._options",
@@ -43,26 +55,43 @@ _EXPORTS: dict[str, str] = {
 __all__ = [
     "DEFAULT_TOOL_LABELS",
     "GENERIC_TOOL_LABEL",
+    "Book",
     "ChatService",
     "ConversationBook",
     "ConversationEntry",
     "ConversationStatus",
     "Customer",
+    "PostgresBook",
     "RateLimit",
+    "RedisBook",
+    "RunMarker",
     "SessionStore",
     "TokenError",
+    "WebBackend",
     "WebError",
     "WebOptions",
     "create_app",
     "create_router",
     "mint_customer_token",
+    "open_backend",
+    "open_book",
     "verify_customer_token",
     "web_routes",
 ]
 
 if TYPE_CHECKING:
     from kimi_agent.web._app import create_app, create_router, web_routes
-    from kimi_agent.web._book import ConversationBook, ConversationEntry, ConversationStatus
+    from kimi_agent.web._backend import WebBackend, open_backend
+    from kimi_agent.web._book import (
+        Book,
+        ConversationEntry,
+        ConversationStatus,
+        RunMarker,
+        open_book,
+    )
+    from kimi_agent.web._book_pg import PostgresBook
+    from kimi_agent.web._book_redis import RedisBook
+    from kimi_agent.web._book_sqlite import ConversationBook
     from kimi_agent.web._errors import WebError
     from kimi_agent.web._limits import RateLimit
     from kimi_agent.web._options import WebOptions

@@ -17,7 +17,7 @@ from starlette.routing import BaseRoute, Mount, Route, Router
 from starlette.staticfiles import StaticFiles
 
 from kimi_agent import Agent
-from kimi_agent.web._book import ConversationBook
+from kimi_agent.web._book import Book
 from kimi_agent.web._errors import WebError
 from kimi_agent.web._http import http_error, json_response, server_error, web_error
 from kimi_agent.web._options import WebOptions
@@ -96,7 +96,7 @@ class _JsonErrors(Router):
 
 
 def create_app(agent: Agent[Any, Any], store: SessionStore, options: WebOptions, *,
-               deps: DepsFactory | None = None, book: ConversationBook | None = None,
+               deps: DepsFactory | None = None, book: Book | None = None,
                service: ChatService | None = None) -> Starlette:
     """The whole web layer as an ASGI app (Starlette): API, widget, staff console.
 

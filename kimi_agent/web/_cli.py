@@ -1,4 +1,5 @@
-"""`kimi-agent serve [MODULE:ATTR] [--host --port --store URL]`: an agent on the web.
+"""`kimi-agent serve [MODULE:ATTR] [--host --port --store URL --concurrency N]`: an agent on
+the web.
 
 `MODULE:ATTR` names either an `Agent` or a function that makes one from a
 `GatewayClient` (`build_agent(client)`), which may also return `(agent, deps)` with `deps`
@@ -10,6 +11,13 @@ The customer-token secret and the staff key come from `--secret`/`--staff-key` o
 `KIMI_AGENT_WEB_SECRET`/`KIMI_AGENT_STAFF_KEY`; without them fresh random ones are made
 and printed (fine for trying it, not for production: tokens die with the process). The
 command prints a widget address with a token for the demo customer and the staff key.
+
+`--store` names where conversations live: `sqlite:///PATH` (default: web.db in the user data
+dir) or `memory` for one host; `postgresql://…` or `redis://…` for several replicas (on
+several hosts) sharing the conversations, the conversation book (hand-offs, approvals, the
+runs under way on every replica) and, with `--concurrency N`, one gateway cap through the
+same server (a `PostgresLimiter` / `RedisLimiter` keyed by a hash of the API key, or by
+`--limiter-key`). With SQLite or memory, `--concurrency` caps this process alone.
 
 Ctrl-C (SIGINT) or SIGTERM shut down gracefully: no new connections, and answers under way
 finish (up to `--grace` seconds) before the process exits.
@@ -47,7 +55,18 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--store", default=None,
                        help="where conversations live: sqlite:///PATH (default: web.db in "
-                            "the user data dir) or memory")
+                            "the user data dir), memory, or for several replicas "
+                            "postgresql://… or redis://…[?prefix=P&lock_ttl=S]")
+    serve.add_argument("--concurrency", type=int, default=None, metavar="N",
+                       help="the gateway account's cap on requests in flight; with a "
+                            "PostgreSQL/Redis store it is shared by every replica")
+    serve.add_argument("--limiter-key", dest="limiter_key", default=None,
+                       help="the shared cap's key (default: derived from a hash of the API "
+                            "key, so replicas of one account share it)")
+    serve.add_argument("--run-lease", dest="run_lease", type=float, default=15.0,
+                       metavar="SECONDS",
+                       help="how long a run marker outlives a replica that stopped renewing "
+                            "it (killed mid-run) (default: 15)")
     serve.add_argument("--secret", default=None,
                        help="customer-token secret (default: $KIMI_AGENT_WEB_SECRET, else a "
                             "random one)")
@@ -68,6 +87,21 @@ def _data_dir() -> Path:
     return Path(base) / "kimi-agent"
 
 
+def store_url(url: str | None) -> str:
+    """The store URL `--store` means: the default SQLite file, a SQLite URL with its path
+    made absolute (and its folder created), or a shared store's URL as given.
+
+    Raises:
+        ConfigurationError: none of the accepted forms.
+    """
+    from kimi_agent.web._backend import check_store_url
+
+    if url is not None and check_store_url(url) in ("postgres", "redis"):
+        return url
+    path = store_path(url)
+    return "memory" if path == ":memory:" else f"sqlite:///{path}"
+
+
 def store_path(url: str | None) -> str:
     """The SQLite path of a `--store` URL.
 
@@ -86,8 +120,7 @@ def store_path(url: str | None) -> str:
             path = Path.cwd() / path
         path.parent.mkdir(parents=True, exist_ok=True)
         return str(path)
-    raise ValueError(f"--store must be sqlite:///PATH or memory, not {url!r} (other stores "
-                     "are used from Python: create_app(agent, store, ...))")
+    raise ValueError(f"--store must be sqlite:///PATH or memory here, not {url!r}")
 
 
 def load_target(target: str) -> Any:
@@ -135,19 +168,19 @@ def _build(target: str | None, client: Any, store: str) -> tuple[Any, Callable[[
     if not isinstance(made, Agent):
         raise ValueError(f"{target} did not give an Agent (got {type(made).__name__})")
     if target is None:
-        orders = Path(store).with_name("web-shop.db") if store != ":memory:" else \
-            _data_dir() / "web-shop.db"
+        orders = Path(store[len("sqlite:///"):]).with_name("web-shop.db") \
+            if store.startswith("sqlite:///") else _data_dir() / "web-shop.db"
         orders.parent.mkdir(parents=True, exist_ok=True)
         deps = _demo_deps(orders)
     return made, deps
 
 
 @asynccontextmanager
-async def _gateway(live: bool) -> AsyncIterator[Any]:
+async def _gateway(live: bool, concurrency: Any = None) -> AsyncIterator[Any]:
     from kimi_agent import GatewayClient
 
     if live:
-        async with GatewayClient() as client:
+        async with GatewayClient(concurrency=concurrency) as client:
             print(f"在线：使用网关 {client.base_url} (BYTESPIKE_API_KEY is set)")
             yield client
         return
@@ -165,32 +198,32 @@ async def _gateway(live: bool) -> AsyncIterator[Any]:
         os.environ["BYTESPIKE_API_KEY"] = sim.api_key
         print(f"离线：使用内置网关模拟器 {base_url}（脚本化的网店模型 — no API key, running on "
               "the simulator）")
-        async with GatewayClient(base_url, sim.api_key) as client:
+        async with GatewayClient(base_url, sim.api_key, concurrency=concurrency) as client:
             yield client
 
 
 async def _serve(args: argparse.Namespace) -> None:
     import uvicorn
 
-    from kimi_agent import SQLiteStore
-    from kimi_agent.web import ConversationBook, WebOptions, create_app, mint_customer_token
+    from kimi_agent.web import WebOptions, create_app, mint_customer_token
+    from kimi_agent.web._backend import open_backend
 
     secret = args.secret or os.environ.get("KIMI_AGENT_WEB_SECRET") or secrets.token_urlsafe(32)
     staff_key = (args.staff_key or os.environ.get("KIMI_AGENT_STAFF_KEY")
                  or secrets.token_urlsafe(24))
     options = WebOptions(secret=secret, staff_key=staff_key, cors_origins=tuple(args.cors),
-                         shutdown_grace=args.grace, title="小象优选 · 在线客服"
-                         if args.target is None else "在线客服",
+                         shutdown_grace=args.grace, run_lease=args.run_lease,
+                         title="小象优选 · 在线客服" if args.target is None else "在线客服",
                          greeting="您好！我是小象优选的智能客服小象，请问有什么可以帮您？"
                          if args.target is None else WebOptions.greeting)
-    path = store_path(args.store)
+    url = store_url(args.store)
     live = bool(os.environ.get("BYTESPIKE_API_KEY"))
-    async with _gateway(live) as client:
-        agent, deps = _build(args.target, client, path)
-        store = SQLiteStore(path)
-        book = ConversationBook(path)
-        try:
-            app = create_app(agent, store, options, deps=deps, book=book)
+    backend = open_backend(url, concurrency=args.concurrency, limiter_key=args.limiter_key,
+                           api_key=os.environ.get("BYTESPIKE_API_KEY"))
+    try:
+        async with _gateway(live, backend.concurrency) as client:
+            agent, deps = _build(args.target, client, url)
+            app = create_app(agent, backend.store, options, deps=deps, book=backend.book)
             config = uvicorn.Config(app, lifespan="on", log_level="info",
                                     timeout_graceful_shutdown=max(1, round(args.grace)))
             server = _server_class()(config)
@@ -198,15 +231,17 @@ async def _serve(args: argparse.Namespace) -> None:
             host, port = listener.getsockname()[:2]
             root = f"http://{host}:{port}"
             token = mint_customer_token(secret, "u1001", ttl=12 * 3600)
-            print(f"会话存储 store: {path}")
+            shared = "，多副本共享 shared by replicas" if backend.shared else ""
+            cap = "" if args.concurrency is None else f"   网关并发上限 concurrency: " \
+                f"{args.concurrency}{' (shared)' if backend.shared else ''}"
+            print(f"会话存储 store: {backend.where}{shared}{cap}")
             print(f"顾客窗口 widget (demo customer u1001): {root}/widget#token={token}")
             print(f"工作台 staff console: {root}/staff   staff key: {staff_key}", flush=True)
             with listener:
                 await server.serve(sockets=[listener])
             print("已停止：进行中的回答都已完成。Stopped; answers under way were finished.")
-        finally:
-            await store.aclose()
-            book.close()
+    finally:
+        await backend.aclose()
 
 
 def _server_class() -> Any:
@@ -242,10 +277,11 @@ def _listen(host: str, port: int) -> socket.socket:
 
 
 def run(args: argparse.Namespace) -> int:
-    """The body of `kimi-agent serve`; returns the exit status.
+    """The body of `kimi-agent serve`; returns the exit status (2 for a `--store` or
+    `--concurrency` that cannot work, said on stderr).
 
     Raises:
-        ValueError: a bad target or `--store` (reported by the CLI as an error).
+        ValueError: a bad target (reported by the CLI as an error).
     """
     try:
         import uvicorn  # noqa: F401
@@ -257,5 +293,23 @@ def run(args: argparse.Namespace) -> int:
         return 2
     import anyio
 
+    from kimi_agent.errors import ConfigurationError
+    from kimi_agent.web._backend import check_store_url
+
+    try:
+        kind = check_store_url(store_url(args.store))
+        if args.concurrency is not None and args.concurrency < 1:
+            raise ConfigurationError(f"--concurrency must be at least 1, not {args.concurrency}")
+    except (ConfigurationError, ValueError) as error:
+        print(f"kimi-agent serve: --store / --concurrency: {error}", file=sys.stderr)
+        return 2
+    driver = {"postgres": ("psycopg_pool", "postgres"), "redis": ("redis", "redis")}.get(kind)
+    if driver is not None:
+        try:
+            importlib.import_module(driver[0])
+        except ImportError as error:
+            print(f"kimi-agent serve --store {kind}: needs the {driver[1]} extra: pip install "
+                  f"'kimi-agent[web,{driver[1]}]' ({error})", file=sys.stderr)
+            return 2
     anyio.run(_serve, args)
     return 0

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from kimi_agent.errors import KimiAgentError
+from kimi_agent.errors import ApprovalError, ConversationBusyError, KimiAgentError
 
-__all__ = ["WebError"]
+__all__ = ["WebError", "before_start", "single_error"]
 
 
 class WebError(KimiAgentError):
@@ -23,3 +23,25 @@ class WebError(KimiAgentError):
 
     def body(self) -> dict[str, Any]:
         return {"error": {"code": self.code, "message": self.message, **self.details}}
+
+
+def single_error(error: Exception) -> Exception:
+    """The one error inside (nested) exception groups of one error, else `error`: a
+    streamed run's task group wraps what the run raised."""
+    while isinstance(error, ExceptionGroup) and len(error.exceptions) == 1:
+        error = error.exceptions[0]
+    return error
+
+
+def before_start(error: Exception) -> Exception:
+    """What the request that asked for a run hears when it could not start."""
+    if isinstance(error, WebError):
+        return error
+    if isinstance(error, ApprovalError):
+        return WebError(409, "approval_mismatch", str(error))
+    if isinstance(error, ConversationBusyError):
+        return WebError(409, "conversation_busy", "the conversation is busy in another "
+                        "process; try again shortly")
+    if isinstance(error, KimiAgentError):
+        return WebError(502, "run_failed", f"the agent could not start: {error}")
+    return error

@@ -32,6 +32,9 @@ class WebOptions:
       widget in a frame (the `Content-Security-Policy` of the widget page; None: anyone).
     - `shutdown_grace`: how long shutting down waits for runs under way to finish.
     - `heartbeat`: seconds between SSE keep-alive comments.
+    - `run_lease`: how long a run's marker in the conversation book lasts unless renewed
+      (it is renewed every third of it while the run lives): how long a conversation of a
+      replica that was killed mid-run still shows as running elsewhere.
     - `title`, `greeting`: what the widget shows at the top and as its first message.
 
     Raises:
@@ -51,6 +54,7 @@ class WebOptions:
     frame_ancestors: Sequence[str] | None = None
     shutdown_grace: float = 30.0
     heartbeat: float = 15.0
+    run_lease: float = 15.0
     title: str = "在线客服"
     greeting: str = "您好！我是智能客服，请问有什么可以帮您？"
 
@@ -65,6 +69,9 @@ class WebOptions:
                                          f"{MIN_SECRET_BYTES} characters")
             if self.staff_key.encode() == secret:
                 raise ConfigurationError("the staff key must differ from the token secret")
+        if not self.run_lease >= 0.5:
+            raise ConfigurationError(f"WebOptions.run_lease must be at least 0.5 s, not "
+                                     f"{self.run_lease!r}")
         if self.max_body_bytes < 256 or self.max_message_chars < 1:
             raise ConfigurationError("max_body_bytes must be at least 256 and "
                                      "max_message_chars at least 1")

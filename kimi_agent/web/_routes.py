@@ -74,6 +74,13 @@ def api_routes(service: ChatService) -> list[Route]:
         parse_after(request, "")                     # a bad `after` is a 400 before all else
         run = service.runs.get(run_id) if run_id else service.runs.latest(session_id)
         if run is None or run.session_id != session_id:
+            marker = await service.elsewhere(session_id, run_id)
+            if marker is not None:
+                raise WebError(409, "run_on_other_replica", "这条回复正在另一台服务器上进行，"
+                               "结束后可在对话记录中查看。 The run lives on another replica: "
+                               "read the conversation's history once it ends.",
+                               run_id=marker.run_id,
+                               **({"replica": marker.replica} if view.staff else {}))
             raise WebError(404, "run_not_found", "no such run in this conversation is kept "
                            "here: read the conversation's state and history instead")
         after = parse_after(request, run.run_id)
@@ -144,8 +151,7 @@ def api_routes(service: ChatService) -> list[Route]:
         return json_response({
             "approvals": await service.approvals_queue(),
             "handoffs": await service.handoff_queue(),
-            "running": [{"run_id": r.run_id, "session_id": r.session_id,
-                         "customer_id": r.customer_id} for r in service.runs.running()],
+            "running": await service.running_runs(),
         })
 
     async def staff_approvals(request: Request) -> Response:

@@ -1,10 +1,17 @@
 """`ChatService`: runs of one agent for many conversations, behind the HTTP layer.
 
-- **One run per conversation at a time** in this process: a second message while a run is
+- **One run per conversation at a time**, across replicas: a second message while a run is
   under way is refused (`conversation_busy`, with the run to follow) instead of queued, so
-  two answers never interleave in one history. Across replicas the agent itself holds the
-  store's conversation lock for each run (`Agent(busy_timeout=...)`); a run that cannot get
-  it in time is `conversation_busy` as well.
+  two answers never interleave in one history. Before a run starts the service claims the
+  conversation's run marker in the book (`Book.claim_run`: the replica's name, the run id
+  once known, a lease renewed every third of `WebOptions.run_lease` while the run lives), so
+  every replica sharing the book sees the run as `running` and refuses a second message at
+  once; a killed replica's marker lapses after the lease. Underneath, the agent itself
+  holds the store's conversation lock for each run (`Agent(busy_timeout=...)`); a run that
+  cannot get it in time is `conversation_busy` as well.
+- **A run's live events are this replica's**: the request that started a run streams it,
+  and readers on the same replica can follow it; a reader on another replica is told where
+  the run lives (409 `run_on_other_replica`) and reads the shared history once it ends.
 - **Runs outlive requests**: each run runs in the service's task group and writes its log
   (`_runs.LiveRun`); the request only reads it. A client that disconnects loses nothing.
 - **Held conversations**: a run that ends in a hand-off marks the conversation `handoff`
@@ -17,6 +24,9 @@
 from __future__ import annotations
 
 import logging
+import os
+import socket
+import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from types import TracebackType
@@ -27,9 +37,10 @@ from anyio.abc import TaskGroup, TaskStatus
 
 from kimi_agent import Agent, PendingApproval, Session
 from kimi_agent import events as ev
-from kimi_agent.errors import ApprovalError, ConversationBusyError, KimiAgentError
-from kimi_agent.web._book import ConversationBook, ConversationEntry
-from kimi_agent.web._errors import WebError
+from kimi_agent.web._book import Book, ConversationEntry, RunMarker
+from kimi_agent.web._book_sqlite import ConversationBook
+from kimi_agent.web._errors import WebError, before_start, single_error
+from kimi_agent.web._markers import RunClaims
 from kimi_agent.web._options import WebOptions
 from kimi_agent.web._runs import LiveRun, RunLogs
 from kimi_agent.web._tokens import Customer
@@ -60,18 +71,22 @@ class ChatService:
 
     `deps(customer)` gives the deps of a run for one customer (e.g. tools that see only
     that customer's orders); without it runs get no deps. `book` records where each
-    conversation stands (default: an in-memory one). Use it as `async with service:`.
+    conversation stands and which runs are under way (default: an in-memory one; replicas
+    share one: `open_book(url)`). `replica` names this process in run markers (default:
+    host, process id and a random tag). Use it as `async with service:`.
     """
 
     def __init__(self, agent: Agent[Any, Any], store: SessionStore, options: WebOptions, *,
-                 deps: DepsFactory | None = None, book: ConversationBook | None = None
-                 ) -> None:
+                 deps: DepsFactory | None = None, book: Book | None = None,
+                 replica: str | None = None) -> None:
         self.agent = agent
         self.store = store
         self.options = options
         self.deps = deps
         self._own_book = book is None
-        self.book = book if book is not None else ConversationBook()
+        self.book: Book = book if book is not None else ConversationBook()
+        self.replica = replica or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.claims = RunClaims(self.book, self.replica, options.run_lease)
         labels = {**DEFAULT_TOOL_LABELS, **options.tool_labels}
         self.customer_view = Visibility(reasoning=options.show_reasoning,
                                         tool_details=options.show_tool_details, labels=labels)
@@ -105,7 +120,7 @@ class ChatService:
         finally:
             self._group = None
             if self._own_book:
-                self.book.close()
+                await self.book.aclose()
 
     @property
     def running(self) -> int:
@@ -123,18 +138,16 @@ class ChatService:
                 the service is shutting down (503).
         """
         async def check(session: Session) -> None:
-            entry = await self.book.get(customer.session_id)
-            if entry is not None and entry.customer_id != customer.customer_id:
+            entry = await self.book.create(customer.session_id, customer.customer_id)
+            if entry.customer_id != customer.customer_id:
                 raise WebError(403, "not_your_conversation",
                                "this conversation belongs to another customer")
-            if entry is not None and entry.status == "handoff":
+            if entry.status == "handoff":
                 raise WebError(409, "held_by_person", "这段对话已转给人工客服，请等待工作人员回复。"
                                " The conversation is held by a person.")
             if await self.agent.pending_approvals(session):
                 raise WebError(409, "awaiting_approval", "上一步操作正在等待人工审核，请稍候。"
                                " A call is waiting for staff approval.")
-            if entry is None:   # the conversation is this customer's from its first message
-                await self.book.set(customer.session_id, customer.customer_id, "active")
 
         def start(session: Session, deps: Any) -> AbstractAsyncContextManager[Any]:
             return self.agent.stream(text, deps=deps, session=session)
@@ -178,9 +191,13 @@ class ChatService:
                            " A run is under way in this conversation.",
                            run_id=current.run_id if current else None)
         self._busy.add(session_id)
+        claim: str | None = None
         try:
-            run: LiveRun = await self._group.start(self._drive, customer, check, start)
+            claim = await self.claims.claim(customer.session_id, customer.customer_id)
+            run: LiveRun = await self._group.start(self._drive, customer, check, start, claim)
         except BaseException:
+            if claim is not None:   # ended already unless the run never began to start
+                await self.claims.end(session_id, claim)
             self._release(session_id)
             raise
         return run
@@ -193,9 +210,12 @@ class ChatService:
 
     async def _drive(self, customer: Customer, check: Callable[[Session], Any],
                      start: Callable[[Session, Any], AbstractAsyncContextManager[Any]],
-                     *, task_status: TaskStatus[LiveRun]) -> None:
+                     claim: str, *, task_status: TaskStatus[LiveRun]) -> None:
         session_id = customer.session_id
         run: LiveRun | None = None
+        keeper = anyio.CancelScope()
+        assert self._group is not None
+        self._group.start_soon(self.claims.keep, session_id, claim, keeper)
         try:
             session = self.store.session(session_id)
             try:
@@ -205,16 +225,19 @@ class ChatService:
                     async for event in stream:
                         if run is None:
                             run = self._begin(customer, event)
+                            await self.claims.mark(session_id, claim, run.run_id)
                             task_status.started(run)
                         self._log(run, event)
                     if run is not None:
                         await self._settle(customer, run, stream.result)
             except Exception as raised:
-                error = _single(raised)
+                error = single_error(raised)
                 if run is None:
-                    raise _before_start(error) from None
+                    raise before_start(error) from None
                 await self._failed(customer, run, error)
         finally:
+            keeper.cancel()
+            await self.claims.end(session_id, claim)
             if run is not None:
                 if not run.records or run.records[-1]["kind"] not in ("done", "error"):
                     run.append(error_record("interrupted", "回答被中断了（服务正在重启），请稍后"
@@ -262,7 +285,17 @@ class ChatService:
         pending = await self.agent.pending_approvals(self.store.session(session_id))
         current = self.runs.current(session_id)
         latest = self.runs.latest(session_id)
-        if current is not None:
+        marker = await self.book.run_marker(session_id) if current is None else None
+        run: dict[str, Any] | None = None
+        if current is None and marker is not None:
+            run = {"run_id": marker.run_id, "finished": False, "events": None,
+                   "elsewhere": marker.replica != self.replica,
+                   **({"replica": marker.replica} if view.staff else {})}
+        elif latest is not None:
+            run = {"run_id": latest.run_id, "finished": latest.finished,
+                   "events": len(latest.records), "elsewhere": False,
+                   **({"replica": self.replica} if view.staff else {})}
+        if current is not None or marker is not None:
             status = "running"
         elif entry is not None and entry.status == "handoff":
             status = "handoff"
@@ -274,9 +307,7 @@ class ChatService:
         return {
             "session_id": session_id,
             "status": status,
-            "run": None if latest is None else {"run_id": latest.run_id,
-                                                "finished": latest.finished,
-                                                "events": len(latest.records)},
+            "run": run,
             "pending": pending_view(pending, view),
             "handoff": None if handoff is None else {
                 "reason": handoff.reason, "queue": handoff.queue,
@@ -289,12 +320,17 @@ class ChatService:
     async def approvals_queue(self) -> list[dict[str, Any]]:
         """Every conversation with calls waiting for staff, oldest first."""
         out = []
-        for entry in await self.book.with_status("pending_approval"):
-            if entry.session_id in self._busy:
+        entries = await self.book.with_status("pending_approval")
+        running = set(self._busy)
+        if entries:
+            running.update(m.session_id for m in await self.book.live_runs(limit=10_000))
+        for entry in entries:
+            if entry.session_id in running:
                 continue
             pending = await self.pending(entry.session_id)
-            if not pending:
-                await self.book.set(entry.session_id, entry.customer_id, "active")
+            if not pending:   # decided meanwhile; unless it changed again since we read it
+                await self.book.set(entry.session_id, entry.customer_id, "active",
+                                    if_version=entry.version)
                 continue
             out.append({"session_id": entry.session_id, "customer_id": entry.customer_id,
                         "since": entry.updated_at,
@@ -311,15 +347,41 @@ class ChatService:
         Raises:
             WebError: the conversation is not held (404 / 409).
         """
-        entry = await self.book.get(session_id)
-        if entry is None:
-            raise WebError(404, "unknown_conversation",
-                           f"no conversation {session_id!r} was served here")
-        if entry.status != "handoff":
-            raise WebError(409, "not_held", f"conversation {session_id!r} is not held by a "
-                           "person")
-        await self.book.set(session_id, entry.customer_id, "active")
-        return {"session_id": session_id, "status": "active"}
+        for _ in range(5):
+            entry = await self.book.get(session_id)
+            if entry is None:
+                raise WebError(404, "unknown_conversation",
+                               f"no conversation {session_id!r} was served here")
+            if entry.status != "handoff":
+                raise WebError(409, "not_held", f"conversation {session_id!r} is not held "
+                               "by a person")
+            if await self.book.set(session_id, entry.customer_id, "active",
+                                   if_version=entry.version):
+                return {"session_id": session_id, "status": "active"}
+        raise WebError(409, "conversation_changing", f"conversation {session_id!r} kept "
+                       "changing while it was being released; try again")
+
+    async def running_runs(self) -> list[dict[str, Any]]:
+        """The runs under way on every replica sharing the book (this one's first)."""
+        out: list[dict[str, Any]] = [
+               {"run_id": r.run_id, "session_id": r.session_id, "customer_id": r.customer_id,
+                "replica": self.replica} for r in self.runs.running()]
+        here = {item["session_id"] for item in out}
+        for marker in await self.book.live_runs():
+            if marker.session_id not in here:
+                out.append({"run_id": marker.run_id, "session_id": marker.session_id,
+                            "customer_id": marker.customer_id, "replica": marker.replica})
+        return out
+
+    async def elsewhere(self, session_id: str, run_id: str | None) -> RunMarker | None:
+        """The marker of a run under way in `session_id` on another replica (`run_id`, or
+        any run when None), if there is one."""
+        marker = await self.book.run_marker(session_id)
+        if marker is None or marker.replica == self.replica:
+            return None
+        if run_id is not None and marker.run_id not in (run_id, None):
+            return None
+        return marker
 
     async def owner(self, session_id: str) -> ConversationEntry | None:
         return await self.book.get(session_id)
@@ -339,25 +401,3 @@ async def serving(service: ChatService) -> AsyncIterator[ChatService]:
     """`async with service` as a function (for lifespans)."""
     async with service:
         yield service
-
-
-def _single(error: Exception) -> Exception:
-    """The one error inside (nested) exception groups of one error, else `error`: a
-    streamed run's task group wraps what the run raised."""
-    while isinstance(error, ExceptionGroup) and len(error.exceptions) == 1:
-        error = error.exceptions[0]
-    return error
-
-
-def _before_start(error: Exception) -> Exception:
-    """What the request that asked for a run hears when it could not start."""
-    if isinstance(error, WebError):
-        return error
-    if isinstance(error, ApprovalError):
-        return WebError(409, "approval_mismatch", str(error))
-    if isinstance(error, ConversationBusyError):
-        return WebError(409, "conversation_busy", "the conversation is busy in another "
-                        "process; try again shortly")
-    if isinstance(error, KimiAgentError):
-        return WebError(502, "run_failed", f"the agent could not start: {error}")
-    return error

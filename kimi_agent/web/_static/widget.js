@@ -21,6 +21,7 @@
     message_too_long: "消息太长了，请精简后再发送。",
     invalid_token: "登录状态已过期，请刷新页面后重试。",
     unavailable: "客服系统正在维护，请稍后再试。",
+    book_unavailable: "客服系统暂时无法连接，请稍后再试。",
   };
   const POLL_MS = 1500;
   const HELD_POLL_MS = 5000;
@@ -339,6 +340,11 @@
         s = await response.json();
       } catch (e) { return poll(ms * 2); }
       const run = s.run;
+      if (s.status === "running" && run && (run.elsewhere || !run.run_id)) {
+        // a run on another server process: its events are not streamed here; wait for
+        // it to end, then the shared history has it
+        return poll(ms);
+      }
       if (run && !state.seenRuns.has(run.run_id)) {
         settleApprovalCards();
         state.pending = false;
@@ -453,9 +459,15 @@
       setComposer();
       const wait = bubble("bot", "正在回复中…");
       wait.bubble.classList.add("typing");
-      const events = await fetch("api/conversation/events?run_id=" +
-        encodeURIComponent(s.run.run_id), { headers: headers() });
-      if (events.ok) await readEvents(events, () => {});
+      let followed = false;
+      if (s.run && s.run.run_id && !s.run.elsewhere) {
+        const events = await fetch("api/conversation/events?run_id=" +
+          encodeURIComponent(s.run.run_id), { headers: headers() });
+        if (events.ok) { await readEvents(events, () => {}); followed = true; }
+      }
+      // a run on another server process (409 run_on_other_replica) is not streamed here:
+      // ask again shortly; once it ended the history has it
+      if (!followed) await new Promise((resolve) => setTimeout(resolve, POLL_MS));
       messages.textContent = "";
       state.busy = false;
       return start();

@@ -36,6 +36,10 @@ class Answer:
     """Raw bytes sent before the first event (e.g. a byte-order mark)."""
     tail: bytes = b""
     """Raw bytes sent after `[DONE]`, before the end of the body."""
+    gates: dict[int, asyncio.Event] = field(default_factory=dict)
+    """Before event i, wait (at most `gate_timeout` s) until `gates[i]` is set: the test
+    decides what must have happened on the client first (e.g. a tool started)."""
+    gate_timeout: float = 10.0
 
 
 @dataclass
@@ -63,6 +67,8 @@ class ScriptedServer:
         self.closed = 0
         self.in_flight = 0
         self.max_in_flight = 0
+        self.gates_timed_out: list[int] = []
+        """The events sent after their gate's wait ran out instead of the gate opening."""
         self._writers: set[asyncio.StreamWriter] = set()
         self._closed_event = asyncio.Event()
         self._stop = asyncio.Event()
@@ -147,6 +153,12 @@ class ScriptedServer:
             if answer.stall_after is not None and i >= answer.stall_after:
                 await self._stall(reader)
                 return False
+            gate = answer.gates.get(i)
+            if gate is not None:
+                try:
+                    await asyncio.wait_for(gate.wait(), answer.gate_timeout)
+                except TimeoutError:
+                    self.gates_timed_out.append(i)
             data = event if isinstance(event, str) else json.dumps(event, ensure_ascii=False)
             writer.write(_chunk(f"data: {data}\n\n".encode()))
             await writer.drain()

@@ -4,17 +4,24 @@ approval, runs sequentially, or is on kimi-k2-5 starts early."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from kimi_agent import Agent, MemorySession, RunHooks, tool
+from kimi_agent import Agent, GatewayClient, MemorySession, RunHooks, tool
 from kimi_agent.agent import ModelCall, ModelReply
+from kimi_agent.agent._early import ObjectEnd
 from kimi_agent.events import ToolCallFinished, ToolCallStarted
 from kimi_agent.testing import GatewaySimulator, Latency, Reply, SimRequest
+from tests.gatewaykit import chunk
+from tests.scripted_http import Answer, ScriptedServer
 from tests.simkit import sim_client
 
 pytestmark = pytest.mark.anyio
@@ -104,3 +111,78 @@ async def test_nothing_starts_early_on_kimi_k2_5() -> None:
     assert sum(isinstance(e, ToolCallStarted | ToolCallFinished) for e in events) == 6
     assert LOG == [("start", "A1"), ("end", "A1"), ("start", "A2"), ("end", "A2"),
                    ("start", "note-A1")]
+
+
+STARTED: dict[str, asyncio.Event] = {}
+
+
+@tool(read_only=True)
+async def lookup_stock(sku: str) -> str:
+    """查询库存（只读）。
+
+    Args:
+        sku: 商品编号。
+    """
+    STARTED.setdefault(sku, asyncio.Event()).set()
+    return f"{sku} 有货"
+
+
+def _call_header(index: int, call_id: str, name: str) -> dict[str, Any]:
+    return chunk({"tool_calls": [{"index": index, "id": call_id, "type": "function",
+                                  "function": {"name": name, "arguments": ""}}]})
+
+
+def _call_arguments(index: int, fragment: str) -> dict[str, Any]:
+    return chunk({"tool_calls": [{"index": index, "function": {"arguments": fragment}}]})
+
+
+async def test_a_call_starts_once_its_arguments_close_before_the_next_call_arrives() -> None:
+    """The server holds back the second call's header (and the end of the reply) until the
+    first call's tool has started: the call must start on its closing brace alone."""
+    STARTED.clear()
+    first = STARTED.setdefault("SKU-1", asyncio.Event())
+    second = STARTED.setdefault("SKU-2", asyncio.Event())
+    arguments = json.dumps({"sku": "SKU-1"}, ensure_ascii=False)
+    events: list[dict[str, Any] | str] = [
+        chunk({"role": "assistant", "reasoning_content": "先查两个商品的库存"}),
+        _call_header(0, "lookup_stock:0", "lookup_stock"),
+        _call_arguments(0, arguments[:5]),
+        _call_arguments(0, arguments[5:]),
+        _call_header(1, "lookup_stock:1", "lookup_stock"),          # gated on SKU-1
+        _call_arguments(1, json.dumps({"sku": "SKU-2"})),
+        chunk({}, "tool_calls"),                                   # gated on SKU-2
+    ]
+    usage = {"prompt_tokens": 20, "completion_tokens": 5, "total_tokens": 25}
+    answer_events = chunk({"role": "assistant", "content": "两个商品都有货。"}, "stop",
+                          usage=usage)
+    server = ScriptedServer([Answer(events=events, gates={4: first, 6: second}),
+                             Answer(events=[answer_events])])
+    async with server.serve() as url, GatewayClient(url, "sk-test") as client:
+        agent = Agent(tools=[lookup_stock], client=client)
+        async with agent.stream("两个商品有货吗？") as run:
+            async for _event in run:
+                pass
+    assert run.result.output == "两个商品都有货。"
+    assert server.gates_timed_out == []
+    results = [m for m in server.requests[1].json()["messages"] if m["role"] == "tool"]
+    assert [m["content"] for m in results] == ["SKU-1 有货", "SKU-2 有货"]
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) |
+    st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"])),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner,
+                                                                max_size=4),
+    max_leaves=12)
+
+
+@given(st.dictionaries(st.text(max_size=8), json_values, max_size=5), st.data())
+def test_object_end_closes_exactly_at_the_last_brace(value: dict[str, Any],
+                                                      data: st.DataObject) -> None:
+    text = json.dumps(value, ensure_ascii=data.draw(st.booleans()))
+    cuts = sorted(data.draw(st.sets(st.integers(1, max(1, len(text) - 1)), max_size=6)))
+    pieces = [text[a:b] for a, b in zip([0, *cuts], [*cuts, len(text)], strict=True)]
+    scanner = ObjectEnd()
+    closed_at = [scanner.feed(piece) for piece in pieces if piece]
+    assert closed_at[-1] is True
+    assert not any(closed_at[:-1])

@@ -193,7 +193,7 @@ async def test_concurrency_cap_that_persists_is_raised_without_fallback(streamed
         assert isinstance(client.limiter, FairLimiter)
         assert client.limiter.limit == 2 and client.limiter.in_flight == 0, (
             "a 429 that still happens shrinks nothing")
-        assert client.pool_limiter.limit == 100
+        assert client.pool_limiter.limit == 200
     assert isinstance(caught.value.cause, ConcurrencyLimitError)
     assert isinstance(caught.value.cause, RateLimitError), "old except clauses still match"
     assert {r.json()["model"] for r in server.requests} == {"kimi-k2-6"}

@@ -6,7 +6,6 @@ and in the run, so one agent serves many concurrent runs and embeds cleanly in a
 
 from __future__ import annotations
 
-import math
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -21,6 +20,7 @@ from kimi_agent._logging import EventLogger
 from kimi_agent._usage import UsageLimits
 from kimi_agent.agent import _events as ev
 from kimi_agent.agent._as_tool import agent_tool
+from kimi_agent.agent._channel import EventChannel
 from kimi_agent.agent._guardrails import Guardrail, ToolGuardrails
 from kimi_agent.agent._handoffs import ACTIVE_AGENT_KEY, AgentHandoff, as_handoffs, handoff_tool
 from kimi_agent.agent._hooks import RunHooks, RunInfo, chain_hooks
@@ -229,7 +229,8 @@ class Agent(Generic[DepsT, OutputT]):
     async def _holder(self, session: Session | None) -> _Holder:
         """The agent that holds `session`'s conversation (this one unless a hand-off gave it
         to another), the hand-off that led there, and the session position it happened at."""
-        if not isinstance(session, SessionState) or not self._config.handoffs:
+        if session is None or not self._config.handoffs or \
+                not isinstance(session, SessionState):
             return self, None, 0
         state = await session.get_state(ACTIVE_AGENT_KEY)
         if not isinstance(state, dict) or state.get("agent") in (None, self.name):
@@ -370,21 +371,25 @@ class Agent(Generic[DepsT, OutputT]):
     async def _streamed(
         self, start: Callable[[Emit], Awaitable[RunResult[OutputT]]]
     ) -> AsyncIterator[AgentStream[OutputT]]:
-        send, receive = anyio.create_memory_object_stream[ev.Event](math.inf)
-        handle: AgentStream[OutputT] = AgentStream(receive)
+        channel: EventChannel[ev.Event] = EventChannel()
+        handle: AgentStream[OutputT] = AgentStream(channel)
+
+        async def emit(event: ev.Event) -> None:
+            channel.send(event)
 
         async def drive() -> None:
-            async with send:
-                try:
-                    handle._result = await start(send.send)
-                except Exception as error:
-                    handle._error = error
+            try:
+                handle._result = await start(emit)
+            except Exception as error:
+                handle._error = error
+            finally:
+                channel.close()
 
         # An error raised in the caller's block (e.g. the run's own error, re-raised by the
         # iteration) must leave as itself, not wrapped in the task group's ExceptionGroup:
         # it is held while the group winds down and raised after.
         raised: BaseException | None = None
-        with receive:
+        try:
             async with anyio.create_task_group() as group:
                 group.start_soon(drive)
                 try:
@@ -393,6 +398,8 @@ class Agent(Generic[DepsT, OutputT]):
                     raised = error
                 finally:
                     group.cancel_scope.cancel()
+        finally:
+            channel.discard()
         if raised is not None:
             raise raised
 
@@ -531,7 +538,7 @@ def _instrumentation(instrument: bool | RunHooks) -> RunHooks:
 class AgentStream(Generic[OutputT]):
     """The events of a streamed run; `result` once it is over."""
 
-    _receive: Any
+    _channel: EventChannel[ev.Event]
     _result: RunResult[OutputT] | None = None
     _error: Exception | None = field(default=None)
 
@@ -540,8 +547,8 @@ class AgentStream(Generic[OutputT]):
 
     async def __anext__(self) -> ev.Event:
         try:
-            return await self._receive.receive()  # type: ignore[no-any-return]
-        except (anyio.EndOfStream, anyio.ClosedResourceError):
+            return await self._channel.receive()
+        except anyio.EndOfStream:
             if self._error is not None:
                 raise self._error from None
             raise StopAsyncIteration from None

@@ -1,7 +1,8 @@
 """Tools that start while the reply is still streaming.
 
 On kimi-k2-6's streamed path, tool calls arrive one after another: a call's arguments are
-complete as soon as the next call's header arrives, or the reply finishes. A call to a tool
+complete as soon as they form a whole JSON object (nothing can follow a closed object in valid
+JSON), at the latest when the next call's header arrives or the reply finishes. A call to a tool
 marked `read_only` (safe to run early and, if need be, twice) starts at once instead of
 waiting for the whole reply; calls that need approval or run `sequential`, and anything on
 a model that runs calls one by one, wait as before. When the reply is complete, the step
@@ -12,6 +13,7 @@ rest are cancelled.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +38,49 @@ class Started:
     record: ToolCallRecord | None = None
 
 
+class ObjectEnd:
+    """Finds where streamed JSON text closes its top-level object, fragment by fragment, in
+    time proportional to the text (strings and their escapes are skipped, braces counted)."""
+
+    __slots__ = ("_depth", "_escape", "_in_string", "closed")
+
+    def __init__(self) -> None:
+        self._depth = 0
+        self._in_string = False
+        self._escape = False
+        self.closed = False
+
+    def feed(self, text: str) -> bool:
+        """Follow one fragment; True once the top-level object has closed."""
+        depth, in_string, escape = self._depth, self._in_string, self._escape
+        for char in text:
+            if in_string:
+                if escape:
+                    escape = False
+                elif char == "\\":
+                    escape = True
+                elif char == '"':
+                    in_string = False
+            elif char == '"':
+                in_string = True
+            elif char in "{[":
+                depth += 1
+            elif char in "}]":
+                depth -= 1
+                if depth <= 0:
+                    self.closed = True
+                    break
+        self._depth, self._in_string, self._escape = depth, in_string, escape
+        return self.closed
+
+
+def _whole_object(text: str) -> bool:
+    try:
+        return isinstance(json.loads(text), dict)
+    except ValueError:
+        return False
+
+
 class EarlyStarter:
     """Watches a streamed reply and starts complete calls of read-only tools."""
 
@@ -48,7 +93,8 @@ class EarlyStarter:
         self._context = context
         self._on_call = on_call
         self._parallel_models = parallel_models
-        self._parts: dict[int, list[Any]] = {}     # index -> [id, name, [argument parts]]
+        self._parts: dict[int, list[Any]] = {}     # index -> [id, name, [parts], ObjectEnd]
+        self._closed: set[int] = set()             # indexes whose object closed (taken)
         self._open: int | None = None              # the index whose arguments still grow
         self._started: dict[tuple[str, str], Started] = {}
         self._reply_id: str | None = None
@@ -69,17 +115,26 @@ class EarlyStarter:
             self._reply_id = chunk.id
         for choice in chunk.choices:
             for delta in choice.delta.tool_calls or ():
-                if delta.index != self._open:
+                index = delta.index
+                if index != self._open:
                     self._complete(self._open)
-                    self._open = delta.index
-                parts = self._parts.setdefault(delta.index, ["", "", []])
+                    self._open = index
+                if index in self._closed:
+                    continue        # its object closed: whatever follows is not arguments
+                parts = self._parts.setdefault(index, ["", "", [], ObjectEnd()])
                 if delta.id:
                     parts[0] = delta.id
                 if delta.function is not None:
                     if delta.function.name:
                         parts[1] = delta.function.name
-                    if delta.function.arguments:
-                        parts[2].append(delta.function.arguments)
+                    fragment = delta.function.arguments
+                    if fragment:
+                        parts[2].append(fragment)
+                        closed = parts[3].feed(fragment)
+                        if closed and parts[0] and parts[1] and \
+                                _whole_object("".join(parts[2])):
+                            self._closed.add(index)
+                            self._complete(index)
             if choice.finish_reason is not None:
                 self._complete(self._open)
                 self._open = None
@@ -88,18 +143,19 @@ class EarlyStarter:
         """A new reply is coming (a retry or a fallback): forget the partial one; calls
         already started stay available to identical calls of the new reply."""
         self._parts.clear()
+        self._closed.clear()
         self._open = None
 
     def _complete(self, index: int | None) -> None:
         if index is None or index not in self._parts:
             return
-        call_id, name, arguments = self._parts.pop(index)
+        call_id, name, arguments, _ = self._parts.pop(index)
         if not call_id or not name or name not in self._registry:
             return
         tool = self._registry.get(name)
         if not getattr(tool, "read_only", False) or tool.requires_approval or tool.sequential:
             return
-        joined = "".join(arguments) or "{}"
+        joined = "".join(arguments).strip() or "{}"
         key = (name, joined)
         if key in self._started:
             return
@@ -118,7 +174,8 @@ class EarlyStarter:
 
     def claim(self, call: ToolCall) -> Started | None:
         """The early start of a call identical to `call`, if there is one (taken once)."""
-        return self._started.pop((call.function.name, call.function.arguments or "{}"), None)
+        return self._started.pop((call.function.name,
+                                  (call.function.arguments or "").strip() or "{}"), None)
 
     @staticmethod
     async def result(started: Started, call: ToolCall) -> ToolCallRecord | None:

@@ -26,7 +26,9 @@ from kimi_agent.wire import ChatCompletion, ChatRequest, dumps
 
 DEFAULT_BASE_URL = "https://llm.bytespike.ai/v1"
 DEFAULT_MAX_CONNECTIONS = 100
-DEFAULT_KEEPALIVE_CONNECTIONS = 100
+DEFAULT_KEEPALIVE_CONNECTIONS = 20
+"""The HTTP library's own default: each idle connection costs every request a check (the
+pool scans them all), so only a few are kept open between bursts."""
 
 
 class GatewayClient:
@@ -45,9 +47,9 @@ class GatewayClient:
     Concurrency: `concurrency` is the account's cap on requests in flight (Free 5, Pro 25,
     Max 100), an int or a shared `ConcurrencyLimiter`; requests over it queue here, in arrival
     order, instead of meeting the gateway's 429 `concurrency_limit`. Independently, requests
-    queue for the pool's `max_connections` (100), so the pool never holds thousands of
-    waiters; throughput is about connections ÷ latency (100 connections at 2 s a call: 50
-    calls/s).
+    queue in front of the pool (`pool_limiter`, twice `max_connections`), so the pool never
+    holds thousands of waiters; throughput is about connections ÷ latency (100 connections at
+    2 s a call: 50 calls/s). `max_keepalive_connections` (20) idle connections stay open.
 
     Raises:
         ConfigurationError: a time-out that is not a positive number, a bad `concurrency`.
@@ -76,8 +78,11 @@ class GatewayClient:
         self.retry = retry if retry is not None else RetryPolicy(max_retries=max_retries)
         self.timeouts = Timeouts(connect=connect_timeout, headers=headers_timeout,
                                  idle=idle_timeout, reply=reply_timeout)
-        self.pool_limiter = FairLimiter(max_connections)
-        """Requests queue here for one of the pool's connections."""
+        self.pool_limiter = FairLimiter(2 * max_connections)
+        """Requests queue here for the pool. It lets in as many requests again as there are
+        connections, to wait inside the pool: a connection freed by one is then taken at once
+        by the next, instead of sitting idle (and being checked by every request) until a
+        waiter here gets its turn."""
         self.limiter = as_limiter(concurrency)
         """The account's concurrency cap, when one was given."""
         self._owns_http = http_client is None

@@ -18,6 +18,7 @@ import httpx2
 AsyncClient = httpx2.AsyncClient
 Limits = httpx2.Limits
 Timeout = httpx2.Timeout
+URL = httpx2.URL
 
 AnyAsyncClient: TypeAlias = httpx2.AsyncClient | httpx.AsyncClient
 """What `GatewayClient(http_client=...)` accepts."""
@@ -33,6 +34,7 @@ RequestError = (httpx2.RequestError, httpx.RequestError)
 """Everything the libraries raise for a failed exchange (transport, decoding, protocol)."""
 
 __all__ = [
+    "URL",
     "AnyAsyncClient",
     "AsyncClient",
     "ConnectTimeout",

@@ -17,6 +17,7 @@ import json
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
+from dataclasses import replace
 from types import TracebackType
 from typing import Any
 
@@ -30,7 +31,7 @@ from kimi_agent.errors import (
 )
 from kimi_agent.gateway._assembler import StreamAssembler
 from kimi_agent.gateway._errors import error_from_response
-from kimi_agent.gateway._headers import call_info, request_ids
+from kimi_agent.gateway._headers import call_info
 from kimi_agent.gateway._parse import parse_completion
 from kimi_agent.gateway._retry import RetryState
 from kimi_agent.gateway._sse import DONE
@@ -135,10 +136,10 @@ class ChatStream:
         transport = self._transport
         async with transport.open_stream(self.model, self._body) as exchange:
             response = exchange.response
-            self.request_id = request_ids(response.headers)[0]
             self.call_info = call_info(response.headers, model=self.model,
                                        status=response.status_code, stream=True,
                                        attempts=self._attempts)
+            self.request_id = self.call_info.request_id
             if "text/event-stream" not in response.headers.get("content-type", ""):
                 chunk = await self._non_stream_reply(exchange)
                 self._assembler.feed(chunk)
@@ -175,6 +176,13 @@ class ChatStream:
         return self.request_id or self._assembler.id or None
 
     def _parse_chunk(self, data: str, headers: Any) -> ChatCompletionChunk:
+        if '"error"' not in data:
+            # The common case in one pass of pydantic-core's JSON parser; anything it
+            # refuses (control characters in strings, an error frame) takes the path below.
+            try:
+                return ChatCompletionChunk.model_validate_json(data)
+            except (ValidationError, ValueError):
+                pass
         try:
             payload = json.loads(data, strict=False)
         except ValueError:
@@ -231,10 +239,18 @@ class ChatStream:
         else:
             completion.model = self.model
             completion.choices[0].message.model = self.model
-        response = exchange.response
-        info = call_info(response.headers, model=self.model, status=response.status_code,
-                         stream=True, body_id=completion.id or None, attempts=self._attempts,
-                         latency_s=time.perf_counter() - exchange.started)
+        # the headers were read when the stream opened: only the body's id and the time are new
+        opened = self.call_info
+        latency = time.perf_counter() - exchange.started
+        if opened is not None and (opened.request_id or not completion.id):
+            ids = {**opened.request_ids, "id": completion.id} if completion.id else \
+                opened.request_ids
+            info = replace(opened, latency_s=latency, request_ids=ids)
+        else:
+            response = exchange.response
+            info = call_info(response.headers, model=self.model, status=response.status_code,
+                             stream=True, body_id=completion.id or None,
+                             attempts=self._attempts, latency_s=latency)
         self.call_info = info
         completion._call_info = info
         self._completion = completion

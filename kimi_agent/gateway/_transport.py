@@ -119,6 +119,9 @@ class Transport:
         logger: EventLogger | None,
     ) -> None:
         self.url = url
+        # parsed once: building a request from the string parses it on every call
+        self._request_url: object = _http.URL(url) if isinstance(http, _http.AsyncClient) \
+            else url
         self.credentials = credentials
         self.http = http
         self.timeouts = timeouts
@@ -289,6 +292,10 @@ class Transport:
 
     @asynccontextmanager
     async def _slots(self) -> AsyncIterator[None]:
+        if len(self.limiters) == 1:          # the pool limiter alone: the common case
+            async with self.limiters[0].slot():
+                yield
+            return
         async with AsyncExitStack() as stack:
             for limiter in self.limiters:
                 await stack.enter_async_context(limiter.slot())
@@ -298,7 +305,7 @@ class Transport:
         """Send and return once the response headers are in (the body is read later)."""
         http: Any = self.http  # either library: same API, distinct types
         request = http.build_request(
-            "POST", self.url, content=body,
+            "POST", self._request_url, content=body,
             headers=_STREAM_HEADERS if stream else _STATIC_HEADERS,
             timeout=self.timeouts.library(stream=stream),
         )

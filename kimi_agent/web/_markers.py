@@ -15,7 +15,7 @@ import anyio
 
 from kimi_agent.errors import SessionError
 from kimi_agent.web._book import Book, RunMarker
-from kimi_agent.web._errors import WebError
+from kimi_agent.web._errors import WebError, store_unavailable
 
 __all__ = ["RunClaims"]
 
@@ -36,16 +36,15 @@ class RunClaims:
         Raises:
             WebError: a run is under way there, here or on another replica (409
                 `conversation_busy`, naming the run and whether it is elsewhere; the
-                replica's name is logged, not told to customers), or the book cannot be
-                reached (503 `book_unavailable`).
+                replica's name is for staff, not told to customers), or the book cannot be
+                reached (503 `store_unavailable`; the server's address is logged only).
         """
         claim = uuid.uuid4().hex
         mine = RunMarker(session_id, claim, customer_id, self.replica, None, 0.0)
         try:
             held = await self.book.claim_run(mine, self.lease)
         except SessionError as error:
-            raise WebError(503, "book_unavailable", f"the conversation book cannot be "
-                           f"reached: {error}") from None
+            raise store_unavailable(error) from None
         if held.claim != claim:
             raise WebError(409, "conversation_busy", "上一条消息还在回复中，请稍候。"
                            " A run is under way in this conversation"

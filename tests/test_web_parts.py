@@ -273,3 +273,67 @@ async def test_the_book_keeps_held_conversations_across_restarts(tmp_path: Path)
     again.close()
     with pytest.raises(RuntimeError, match="closed"):
         await again.get("会话-1")
+
+
+@pytest.mark.anyio
+async def test_a_refused_start_does_not_free_the_run_that_came_meanwhile() -> None:
+    """A message refused before its run starts (another customer's conversation) ends its
+    claim; a run the owner starts on the same conversation meanwhile stays counted (so
+    shutting down waits for it) and its conversation stays busy."""
+    from kimi_agent.web import ConversationBook
+
+    answer = anyio.Event()
+
+    async def slow(request: Any) -> Reply:
+        await answer.wait()
+        return Reply(text="您的订单已发货。")
+
+    class PausingBook(ConversationBook):
+        """Holds the second removal of a claim until told (a slow server)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.ended: list[str] = []
+            self.pausing = anyio.Event()
+            self.go_on = anyio.Event()
+
+        async def end_run(self, session_id: str, claim: str) -> None:
+            self.ended.append(claim)
+            if self.ended.count(claim) == 2:
+                self.pausing.set()
+                await self.go_on.wait()
+            await super().end_run(session_id, claim)
+
+    sessions: dict[str, MemorySession] = {}
+
+    class Store:
+        def session(self, session_id: str) -> MemorySession:
+            return sessions.setdefault(session_id, MemorySession(session_id))
+
+    book = PausingBook()
+    sim = GatewaySimulator(responder=slow)
+    async with sim.serve() as url, GatewayClient(url, sim.api_key) as client:
+        service = ChatService(_agent(client), Store(), WebOptions(secret=SECRET), book=book)
+        async with service:
+            await book.create("会话-1", "顾客甲")
+            refused: list[int] = []
+
+            async def stranger() -> None:
+                try:
+                    await service.send(Customer("顾客乙", "会话-1"), "你好")
+                except KimiAgentError as error:
+                    refused.append(getattr(error, "status", 0))
+
+            async with anyio.create_task_group() as group:
+                group.start_soon(stranger)
+                while not (book.pausing.is_set() or refused):   # refused, or paused
+                    await anyio.sleep(0.01)
+                run = await service.send(Customer("顾客甲", "会话-1"), "我的订单到哪了？")
+                book.go_on.set()
+            assert refused == [403]
+            assert service.running == 1 and not run.finished
+            with pytest.raises(KimiAgentError) as busy:
+                await service.send(Customer("顾客甲", "会话-1"), "在吗？")
+            assert getattr(busy.value, "code", None) == "conversation_busy"
+            answer.set()
+        assert run.finished and run.records[-1]["kind"] == "done"

@@ -196,7 +196,9 @@ class ChatService:
             claim = await self.claims.claim(customer.session_id, customer.customer_id)
             run: LiveRun = await self._group.start(self._drive, customer, check, start, claim)
         except BaseException:
-            if claim is not None:   # ended already unless the run never began to start
+            # a run that did not start (or never began to) leaves its claim and the busy
+            # mark to us, so another request that came meanwhile keeps its own
+            if claim is not None:
                 await self.claims.end(session_id, claim)
             self._release(session_id)
             raise
@@ -213,6 +215,7 @@ class ChatService:
                      claim: str, *, task_status: TaskStatus[LiveRun]) -> None:
         session_id = customer.session_id
         run: LiveRun | None = None
+        started = False
         keeper = anyio.CancelScope()
         assert self._group is not None
         self._group.start_soon(self.claims.keep, session_id, claim, keeper)
@@ -227,6 +230,7 @@ class ChatService:
                             run = self._begin(customer, event)
                             await self.claims.mark(session_id, claim, run.run_id)
                             task_status.started(run)
+                            started = True
                         self._log(run, event)
                     if run is not None:
                         await self._settle(customer, run, stream.result)
@@ -237,13 +241,15 @@ class ChatService:
                 await self._failed(customer, run, error)
         finally:
             keeper.cancel()
-            await self.claims.end(session_id, claim)
+            if started:      # else `_start` ends the claim and frees the conversation
+                await self.claims.end(session_id, claim)
             if run is not None:
                 if not run.records or run.records[-1]["kind"] not in ("done", "error"):
                     run.append(error_record("interrupted", "回答被中断了（服务正在重启），请稍后"
                                             "重新发送。The run was interrupted."))
                 self.runs.end(run)
-            self._release(session_id)
+            if started:
+                self._release(session_id)
 
     def _begin(self, customer: Customer, event: ev.Event) -> LiveRun:
         run_id = event.run_id if isinstance(event, ev.RunStarted) else "run"

@@ -166,6 +166,32 @@ async def test_of_many_replicas_claiming_at_once_one_wins(books: tuple[Book, Boo
     assert len(winners) == 1
 
 
+async def test_of_many_replicas_taking_over_a_lapsed_marker_all_see_the_heir(
+        books: tuple[Book, Book]) -> None:
+    """Claims racing for lapsed markers: one wins each, and every other is told the
+    winner's marker, never the lapsed one it raced over."""
+    a, b = books
+    sessions = [f"会话-接手-{n}" for n in range(30)]
+    dead = {s: marker(s, "replica-dead") for s in sessions}
+    for session_id in sessions:
+        assert (await a.claim_run(dead[session_id], 0.5)).claim == dead[session_id].claim
+    with anyio.fail_after(10):
+        while await b.live_runs():
+            await anyio.sleep(0.05)
+    told: dict[str, list[str]] = {s: [] for s in sessions}
+
+    async def claim(session_id: str, n: int) -> None:
+        mine = marker(session_id, f"replica-{n}")
+        told[session_id].append((await (a, b)[n % 2].claim_run(mine, 30)).claim)
+
+    async with anyio.create_task_group() as group:
+        for session_id in sessions:
+            for n in range(8):
+                group.start_soon(claim, session_id, n)
+    for session_id, claims in told.items():
+        assert len(set(claims)) == 1 and dead[session_id].claim not in claims, claims
+
+
 def _closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

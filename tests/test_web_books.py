@@ -310,9 +310,11 @@ async def test_open_backend_shares_the_cap_through_the_store_server(tmp_path: Pa
         assert isinstance(pg.concurrency, PostgresLimiter) and pg.shared
         assert pg.concurrency.key.startswith("gateway-") and "sk-" not in pg.concurrency.key
         assert "secret" not in pg.where and isinstance(pg.book, PostgresBook)
-    async with open_backend("redis://cache:6379/0?prefix=shop:", concurrency=5,
-                            limiter_key="account-1") as redis:
+    async with open_backend("rediss://cache:6380/0?prefix=shop:&lock_ttl=5&ssl_ca_certs=/ca.pem",
+                            concurrency=5, limiter_key="account-1") as redis:
         assert isinstance(redis.concurrency, RedisLimiter)
+        for client in (redis.concurrency.client, redis.book.client, redis.store.client):
+            assert client.url == "rediss://cache:6380/0?ssl_ca_certs=%2Fca.pem"  # TLS kept
         assert redis.concurrency.key == "account-1"
         assert redis.concurrency.client.prefix == "shop:"
         assert isinstance(redis.book, RedisBook) and redis.book.client.prefix == "shop:"

@@ -310,6 +310,10 @@ async def test_open_backend_shares_the_cap_through_the_store_server(tmp_path: Pa
         assert isinstance(pg.concurrency, PostgresLimiter) and pg.shared
         assert pg.concurrency.key.startswith("gateway-") and "sk-" not in pg.concurrency.key
         assert "secret" not in pg.where and isinstance(pg.book, PostgresBook)
+    async with open_backend("postgresql://bot@db.internal/support?password=secret&sslmode=require"
+                            ) as in_query:
+        assert in_query.where == ("postgresql://bot@db.internal/support?password=***"
+                                  "&sslmode=require")
     async with open_backend("rediss://cache:6380/0?prefix=shop:&lock_ttl=5&ssl_ca_certs=/ca.pem",
                             concurrency=5, limiter_key="account-1") as redis:
         assert isinstance(redis.concurrency, RedisLimiter)

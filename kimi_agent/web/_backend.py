@@ -126,4 +126,15 @@ def open_backend(url: str, *, concurrency: int | None = None, limiter_key: str |
             rest = urlencode([(k, v) for k, v in query if k not in ("prefix", "lock_ttl")])
             limit = RedisLimiter(urlunsplit(parts._replace(query=rest)), key, concurrency,
                                  prefix=prefix)
-    return WebBackend(store, book, limit, kind != "sqlite", _shown(url))
+    return WebBackend(store, book, limit, kind != "sqlite", _where(_shown(url)))
+
+
+def _where(url: str) -> str:
+    """`url` (its netloc's password masked already) without a `password=` parameter
+    either (libpq and redis-py both take one there)."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    if not any(k == "password" for k, _ in query):
+        return url
+    masked = [(k, "***" if k == "password" else v) for k, v in query]
+    return urlunsplit(parts._replace(query=urlencode(masked, safe="*")))

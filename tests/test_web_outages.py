@@ -74,3 +74,54 @@ async def test_a_store_that_is_down_is_a_503_that_names_no_server(kind: str) -> 
         assert overview.status_code == 503
         assert overview.json()["error"]["code"] == "store_unavailable"
     assert not sim.requests                            # no run began
+
+
+async def test_a_store_lost_mid_run_is_told_to_the_customer_without_its_address() -> None:
+    """The store goes away after the run started (the customer's message was read, the
+    answer cannot be written): the run's log ends in `store_unavailable`, and what the
+    customer reads names no host."""
+    from kimi_agent import Agent, MemorySession
+    from kimi_agent.errors import SessionStoreUnavailableError
+    from kimi_agent.testing import Reply
+    from kimi_agent.web import ChatService, Customer
+    from kimi_agent.web._views import for_viewer
+
+    class FlakyStore:
+        """Sessions whose server goes down once the run has begun writing."""
+
+        def __init__(self) -> None:
+            self.sessions: dict[str, MemorySession] = {}
+            self.writes = 0
+
+        def session(self, session_id: str) -> Any:
+            store = self
+            inner = self.sessions.setdefault(session_id, MemorySession(session_id))
+
+            class Flaky:
+                def __init__(self) -> None:
+                    self.session_id = session_id
+
+                def __getattr__(self, name: str) -> Any:
+                    return getattr(inner, name)
+
+                async def add_items(self, items: Any) -> None:
+                    store.writes += 1
+                    if store.writes > 1:
+                        raise SessionStoreUnavailableError(
+                            "cannot append to session 'u1': PostgreSQL at "
+                            "postgresql://bot@db.internal:5432/shop is unreachable")
+                    await inner.add_items(items)
+
+            return Flaky()
+
+    sim = GatewaySimulator(responder=lambda request: Reply(text="您的订单已发货。"))
+    async with sim.serve() as base, GatewayClient(base, sim.api_key) as client:
+        service = ChatService(Agent(instructions="你是客服。", client=client), FlakyStore(),
+                              WebOptions(secret=SECRET))
+        async with service:
+            run = await service.send(Customer("u1", "u1"), "我的订单到哪了？")
+            async for _ in run.follow(-1, heartbeat=3600.0):
+                pass
+    last = for_viewer(run.records[-1], service.customer_view)
+    assert last is not None and last["kind"] == "error", run.records
+    assert last["code"] == "store_unavailable" and "db.internal" not in str(last)

@@ -37,9 +37,10 @@ from anyio.abc import TaskGroup, TaskStatus
 
 from kimi_agent import Agent, PendingApproval, Session
 from kimi_agent import events as ev
+from kimi_agent.errors import SessionStoreUnavailableError
 from kimi_agent.web._book import Book, ConversationEntry, RunMarker
 from kimi_agent.web._book_sqlite import ConversationBook
-from kimi_agent.web._errors import WebError, before_start, single_error
+from kimi_agent.web._errors import WebError, before_start, single_error, store_unavailable
 from kimi_agent.web._markers import RunClaims
 from kimi_agent.web._options import WebOptions
 from kimi_agent.web._runs import LiveRun, RunLogs
@@ -273,7 +274,10 @@ class ChatService:
 
     async def _failed(self, customer: Customer, run: LiveRun, error: Exception) -> None:
         log.warning("run %s of session %s failed: %s", run.run_id, run.session_id, error)
-        run.append(error_record("run_failed", f"{type(error).__name__}: {error}"))
+        if isinstance(error, SessionStoreUnavailableError):   # its text names the server
+            run.append(error_record("store_unavailable", store_unavailable(error).message))
+        else:
+            run.append(error_record("run_failed", f"{type(error).__name__}: {error}"))
         try:
             session = self.store.session(customer.session_id)
             pending = await self.agent.pending_approvals(session)

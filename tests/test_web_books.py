@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from kimi_agent import Handoff
 from kimi_agent.errors import (
     ConfigurationError,
+    SessionError,
     SessionSchemaError,
     SessionStoreUnavailableError,
 )
@@ -210,6 +211,17 @@ async def test_a_book_whose_server_is_down_raises_a_typed_error() -> None:
                 await book.claim_run(marker("会话-1", "replica-a"), 30)
         finally:
             await book.aclose()
+
+
+async def test_a_sqlite_book_that_cannot_be_used_raises_a_session_error(tmp_path: Path
+                                                                        ) -> None:
+    """Not a raw sqlite3 error: the service's run markers catch `SessionError` only, and
+    anything else escaping a marker's renewal would end every run of the service."""
+    unusable = ConversationBook(tmp_path)                    # a folder, not a file
+    with pytest.raises(SessionError, match="SQLite"):
+        await unusable.get("会话-1")
+    with pytest.raises(SessionError, match="SQLite"):
+        await unusable.renew_run("会话-1", "claim", 30)
 
 
 async def test_open_book_takes_the_store_urls(tmp_path: Path) -> None:

@@ -337,3 +337,54 @@ async def test_a_refused_start_does_not_free_the_run_that_came_meanwhile() -> No
             assert getattr(busy.value, "code", None) == "conversation_busy"
             answer.set()
         assert run.finished and run.records[-1]["kind"] == "done"
+
+
+@pytest.mark.anyio
+async def test_a_marker_that_lapsed_while_the_book_was_down_is_claimed_again() -> None:
+    """The book is unreachable for longer than the run's lease: once it is back, the run
+    that still lives puts its marker back (other replicas see it running again)."""
+    from kimi_agent.errors import SessionStoreUnavailableError
+    from kimi_agent.web import ConversationBook
+
+    answer = anyio.Event()
+
+    async def slow(request: Any) -> Reply:
+        await answer.wait()
+        return Reply(text="您的订单已发货。")
+
+    class FlakyBook(ConversationBook):
+        """Renewals fail while `down` (a book server that went away)."""
+
+        down = False
+
+        async def renew_run(self, session_id: str, claim: str, lease: float, *,
+                            run_id: str | None = None) -> bool:
+            if self.down:
+                raise SessionStoreUnavailableError("the book's server is down")
+            return await super().renew_run(session_id, claim, lease, run_id=run_id)
+
+    sessions: dict[str, MemorySession] = {}
+
+    class Store:
+        def session(self, session_id: str) -> MemorySession:
+            return sessions.setdefault(session_id, MemorySession(session_id))
+
+    book = FlakyBook()
+    sim = GatewaySimulator(responder=slow)
+    async with sim.serve() as url, GatewayClient(url, sim.api_key) as client:
+        service = ChatService(_agent(client), Store(),
+                              WebOptions(secret=SECRET, run_lease=0.5), book=book)
+        async with service:
+            run = await service.send(Customer("顾客甲", "会话-1"), "我的订单到哪了？")
+            book.down = True
+            with anyio.fail_after(10):
+                while await book.run_marker("会话-1") is not None:
+                    await anyio.sleep(0.05)
+            book.down = False
+            with anyio.fail_after(10):
+                while (back := await book.run_marker("会话-1")) is None:
+                    await anyio.sleep(0.05)
+            assert back.run_id == run.run_id and back.replica == service.replica
+            answer.set()
+        assert run.finished and run.records[-1]["kind"] == "done"
+        assert await book.run_marker("会话-1") is None

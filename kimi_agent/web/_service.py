@@ -219,7 +219,8 @@ class ChatService:
         started = False
         keeper = anyio.CancelScope()
         assert self._group is not None
-        self._group.start_soon(self.claims.keep, session_id, claim, keeper)
+        self._group.start_soon(self.claims.keep, session_id, claim, customer.customer_id,
+                               keeper)
         try:
             session = self.store.session(session_id)
             try:

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from kimi_agent import Handoff
 from kimi_agent.errors import (
     ConfigurationError,
+    SessionError,
     SessionSchemaError,
     SessionStoreUnavailableError,
 )
@@ -166,6 +167,32 @@ async def test_of_many_replicas_claiming_at_once_one_wins(books: tuple[Book, Boo
     assert len(winners) == 1
 
 
+async def test_of_many_replicas_taking_over_a_lapsed_marker_all_see_the_heir(
+        books: tuple[Book, Book]) -> None:
+    """Claims racing for lapsed markers: one wins each, and every other is told the
+    winner's marker, never the lapsed one it raced over."""
+    a, b = books
+    sessions = [f"会话-接手-{n}" for n in range(30)]
+    dead = {s: marker(s, "replica-dead") for s in sessions}
+    for session_id in sessions:
+        assert (await a.claim_run(dead[session_id], 0.5)).claim == dead[session_id].claim
+    with anyio.fail_after(10):
+        while await b.live_runs():
+            await anyio.sleep(0.05)
+    told: dict[str, list[str]] = {s: [] for s in sessions}
+
+    async def claim(session_id: str, n: int) -> None:
+        mine = marker(session_id, f"replica-{n}")
+        told[session_id].append((await (a, b)[n % 2].claim_run(mine, 30)).claim)
+
+    async with anyio.create_task_group() as group:
+        for session_id in sessions:
+            for n in range(8):
+                group.start_soon(claim, session_id, n)
+    for session_id, claims in told.items():
+        assert len(set(claims)) == 1 and dead[session_id].claim not in claims, claims
+
+
 def _closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -184,6 +211,17 @@ async def test_a_book_whose_server_is_down_raises_a_typed_error() -> None:
                 await book.claim_run(marker("会话-1", "replica-a"), 30)
         finally:
             await book.aclose()
+
+
+async def test_a_sqlite_book_that_cannot_be_used_raises_a_session_error(tmp_path: Path
+                                                                        ) -> None:
+    """Not a raw sqlite3 error: the service's run markers catch `SessionError` only, and
+    anything else escaping a marker's renewal would end every run of the service."""
+    unusable = ConversationBook(tmp_path)                    # a folder, not a file
+    with pytest.raises(SessionError, match="SQLite"):
+        await unusable.get("会话-1")
+    with pytest.raises(SessionError, match="SQLite"):
+        await unusable.renew_run("会话-1", "claim", 30)
 
 
 async def test_open_book_takes_the_store_urls(tmp_path: Path) -> None:
@@ -284,9 +322,15 @@ async def test_open_backend_shares_the_cap_through_the_store_server(tmp_path: Pa
         assert isinstance(pg.concurrency, PostgresLimiter) and pg.shared
         assert pg.concurrency.key.startswith("gateway-") and "sk-" not in pg.concurrency.key
         assert "secret" not in pg.where and isinstance(pg.book, PostgresBook)
-    async with open_backend("redis://cache:6379/0?prefix=shop:", concurrency=5,
-                            limiter_key="account-1") as redis:
+    async with open_backend("postgresql://bot@db.internal/support?password=secret&sslmode=require"
+                            ) as in_query:
+        assert in_query.where == ("postgresql://bot@db.internal/support?password=***"
+                                  "&sslmode=require")
+    async with open_backend("rediss://cache:6380/0?prefix=shop:&lock_ttl=5&ssl_ca_certs=/ca.pem",
+                            concurrency=5, limiter_key="account-1") as redis:
         assert isinstance(redis.concurrency, RedisLimiter)
+        for client in (redis.concurrency.client, redis.book.client, redis.store.client):
+            assert client.url == "rediss://cache:6380/0?ssl_ca_certs=%2Fca.pem"  # TLS kept
         assert redis.concurrency.key == "account-1"
         assert redis.concurrency.client.prefix == "shop:"
         assert isinstance(redis.book, RedisBook) and redis.book.client.prefix == "shop:"

@@ -273,3 +273,118 @@ async def test_the_book_keeps_held_conversations_across_restarts(tmp_path: Path)
     again.close()
     with pytest.raises(RuntimeError, match="closed"):
         await again.get("会话-1")
+
+
+@pytest.mark.anyio
+async def test_a_refused_start_does_not_free_the_run_that_came_meanwhile() -> None:
+    """A message refused before its run starts (another customer's conversation) ends its
+    claim; a run the owner starts on the same conversation meanwhile stays counted (so
+    shutting down waits for it) and its conversation stays busy."""
+    from kimi_agent.web import ConversationBook
+
+    answer = anyio.Event()
+
+    async def slow(request: Any) -> Reply:
+        await answer.wait()
+        return Reply(text="您的订单已发货。")
+
+    class PausingBook(ConversationBook):
+        """Holds the second removal of a claim until told (a slow server)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.ended: list[str] = []
+            self.pausing = anyio.Event()
+            self.go_on = anyio.Event()
+
+        async def end_run(self, session_id: str, claim: str) -> None:
+            self.ended.append(claim)
+            if self.ended.count(claim) == 2:
+                self.pausing.set()
+                await self.go_on.wait()
+            await super().end_run(session_id, claim)
+
+    sessions: dict[str, MemorySession] = {}
+
+    class Store:
+        def session(self, session_id: str) -> MemorySession:
+            return sessions.setdefault(session_id, MemorySession(session_id))
+
+    book = PausingBook()
+    sim = GatewaySimulator(responder=slow)
+    async with sim.serve() as url, GatewayClient(url, sim.api_key) as client:
+        service = ChatService(_agent(client), Store(), WebOptions(secret=SECRET), book=book)
+        async with service:
+            await book.create("会话-1", "顾客甲")
+            refused: list[int] = []
+
+            async def stranger() -> None:
+                try:
+                    await service.send(Customer("顾客乙", "会话-1"), "你好")
+                except KimiAgentError as error:
+                    refused.append(getattr(error, "status", 0))
+
+            async with anyio.create_task_group() as group:
+                group.start_soon(stranger)
+                while not (book.pausing.is_set() or refused):   # refused, or paused
+                    await anyio.sleep(0.01)
+                run = await service.send(Customer("顾客甲", "会话-1"), "我的订单到哪了？")
+                book.go_on.set()
+            assert refused == [403]
+            assert service.running == 1 and not run.finished
+            with pytest.raises(KimiAgentError) as busy:
+                await service.send(Customer("顾客甲", "会话-1"), "在吗？")
+            assert getattr(busy.value, "code", None) == "conversation_busy"
+            answer.set()
+        assert run.finished and run.records[-1]["kind"] == "done"
+
+
+@pytest.mark.anyio
+async def test_a_marker_that_lapsed_while_the_book_was_down_is_claimed_again() -> None:
+    """The book is unreachable for longer than the run's lease: once it is back, the run
+    that still lives puts its marker back (other replicas see it running again)."""
+    from kimi_agent.errors import SessionStoreUnavailableError
+    from kimi_agent.web import ConversationBook
+
+    answer = anyio.Event()
+
+    async def slow(request: Any) -> Reply:
+        await answer.wait()
+        return Reply(text="您的订单已发货。")
+
+    class FlakyBook(ConversationBook):
+        """Renewals fail while `down` (a book server that went away)."""
+
+        down = False
+
+        async def renew_run(self, session_id: str, claim: str, lease: float, *,
+                            run_id: str | None = None) -> bool:
+            if self.down:
+                raise SessionStoreUnavailableError("the book's server is down")
+            return await super().renew_run(session_id, claim, lease, run_id=run_id)
+
+    sessions: dict[str, MemorySession] = {}
+
+    class Store:
+        def session(self, session_id: str) -> MemorySession:
+            return sessions.setdefault(session_id, MemorySession(session_id))
+
+    book = FlakyBook()
+    sim = GatewaySimulator(responder=slow)
+    async with sim.serve() as url, GatewayClient(url, sim.api_key) as client:
+        service = ChatService(_agent(client), Store(),
+                              WebOptions(secret=SECRET, run_lease=0.5), book=book)
+        async with service:
+            run = await service.send(Customer("顾客甲", "会话-1"), "我的订单到哪了？")
+            book.down = True
+            with anyio.fail_after(10):
+                while await book.run_marker("会话-1") is not None:
+                    await anyio.sleep(0.05)
+            book.down = False
+            with anyio.fail_after(10):
+                while (back := await book.run_marker("会话-1")) is None:
+                    await anyio.sleep(0.05)
+            assert back.run_id == run.run_id and back.replica == service.replica
+            answer.set()
+        assert run.finished and run.records[-1]["kind"] == "done"
+        assert await book.run_marker("会话-1") is None

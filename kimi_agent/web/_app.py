@@ -17,9 +17,16 @@ from starlette.routing import BaseRoute, Mount, Route, Router
 from starlette.staticfiles import StaticFiles
 
 from kimi_agent import Agent
+from kimi_agent.errors import SessionStoreUnavailableError
 from kimi_agent.web._book import Book
 from kimi_agent.web._errors import WebError
-from kimi_agent.web._http import http_error, json_response, server_error, web_error
+from kimi_agent.web._http import (
+    http_error,
+    json_response,
+    server_error,
+    store_error,
+    web_error,
+)
 from kimi_agent.web._options import WebOptions
 from kimi_agent.web._routes import api_routes
 from kimi_agent.web._service import ChatService, DepsFactory, SessionStore
@@ -68,6 +75,7 @@ def web_routes(service: ChatService) -> list[BaseRoute]:
 
 
 _HANDLERS: dict[Any, Any] = {WebError: web_error, HTTPException: http_error,
+                             SessionStoreUnavailableError: store_error,
                              Exception: server_error}
 
 

@@ -18,7 +18,7 @@ import hashlib
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from kimi_agent.errors import ConfigurationError
 from kimi_agent.web._book import Book, open_book
@@ -119,7 +119,22 @@ def open_backend(url: str, *, concurrency: int | None = None, limiter_key: str |
             from kimi_agent.scale._redis_limiter import RedisLimiter
 
             parts = urlsplit(url)
-            prefix = dict(parse_qsl(parts.query)).get("prefix", "kimi_agent:")
-            bare = parts._replace(query="").geturl()
-            limit = RedisLimiter(bare, key, concurrency, prefix=prefix)
-    return WebBackend(store, book, limit, kind != "sqlite", _shown(url))
+            query = parse_qsl(parts.query, keep_blank_values=True)
+            prefix = dict(query).get("prefix", "kimi_agent:")
+            # the connection's own parameters (db=, ssl_ca_certs=, …) stay, as for the
+            # store and the book; only the store's prefix= and lock_ttl= are not Redis's
+            rest = urlencode([(k, v) for k, v in query if k not in ("prefix", "lock_ttl")])
+            limit = RedisLimiter(urlunsplit(parts._replace(query=rest)), key, concurrency,
+                                 prefix=prefix)
+    return WebBackend(store, book, limit, kind != "sqlite", _where(_shown(url)))
+
+
+def _where(url: str) -> str:
+    """`url` (its netloc's password masked already) without a `password=` parameter
+    either (libpq and redis-py both take one there)."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    if not any(k == "password" for k, _ in query):
+        return url
+    masked = [(k, "***" if k == "password" else v) for k, v in query]
+    return urlunsplit(parts._replace(query=urlencode(masked, safe="*")))

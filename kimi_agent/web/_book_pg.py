@@ -197,7 +197,11 @@ class PostgresBook:
     # ------------------------------------------------------------------ run markers
 
     async def claim_run(self, marker: RunMarker, lease: float) -> RunMarker:
-        """Put `marker` on its conversation unless a live one is there; the one in force."""
+        """Put `marker` on its conversation unless a live one is there; the one in force.
+
+        The statement's snapshot may still hold the lapsed marker that a concurrent claim
+        just replaced (its update is what refused ours): only a live marker is an answer,
+        else the statement runs again and reads the heir."""
         row = await self._upserted(
             f"claim a run of {marker.session_id!r}",
             "WITH put AS (INSERT INTO kimi_agent_web_runs AS r "
@@ -209,7 +213,8 @@ class PostgresBook:
             "WHERE r.expires_at <= clock_timestamp() "
             f"RETURNING {_RUN_COLUMNS}) "
             "SELECT * FROM put UNION ALL "
-            f"SELECT {_RUN_COLUMNS} FROM kimi_agent_web_runs WHERE session_id = %s",
+            f"SELECT {_RUN_COLUMNS} FROM kimi_agent_web_runs WHERE session_id = %s "
+            "AND expires_at > clock_timestamp()",
             (marker.session_id, marker.claim, marker.customer_id, marker.replica,
              marker.run_id, lease, marker.session_id))
         return _marker(row)

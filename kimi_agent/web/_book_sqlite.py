@@ -19,6 +19,7 @@ from typing import TypeVar
 import anyio.to_thread
 
 from kimi_agent import Handoff
+from kimi_agent.errors import SessionError
 from kimi_agent.web._book import (
     ConversationEntry,
     ConversationStatus,
@@ -74,6 +75,8 @@ class ConversationBook:
 
     `path` is a SQLite file (it may be the session store's own file) or `":memory:"`.
     Close with `close()` (or `await aclose()`); the web app closes the book it made itself.
+    Every method raises `SessionError` when the file cannot be read or written, as the
+    `Book` protocol says (and `RuntimeError` once the book is closed).
     A file written by an older kimi-agent (without the `version` column or `web_runs`) is
     brought up to date on first use.
     """
@@ -113,7 +116,12 @@ class ConversationBook:
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         def call() -> T:
             with self._lock:
-                return work(self._connect())
+                try:
+                    return work(self._connect())
+                except sqlite3.Error as error:   # the Book protocol's error, as the store's
+                    raise SessionError(f"the conversation book in SQLite database "
+                                       f"{self.path!r} failed: {type(error).__name__}: "
+                                       f"{error}") from error
         return await anyio.to_thread.run_sync(call)
 
     def close(self) -> None:

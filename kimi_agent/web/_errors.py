@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-from kimi_agent.errors import ApprovalError, ConversationBusyError, KimiAgentError
+from kimi_agent.errors import (
+    ApprovalError,
+    ConversationBusyError,
+    KimiAgentError,
+    SessionStoreUnavailableError,
+)
 
-__all__ = ["WebError", "before_start", "single_error"]
+__all__ = ["WebError", "before_start", "single_error", "store_unavailable"]
+
+log = logging.getLogger("kimi_agent.web")
 
 
 class WebError(KimiAgentError):
@@ -33,10 +41,21 @@ def single_error(error: Exception) -> Exception:
     return error
 
 
+def store_unavailable(error: Exception) -> WebError:
+    """The 503 `store_unavailable` a client hears when the store's (or the book's) server
+    is down. The driver's message names the server (host, port, user): it goes to the log,
+    not to customers."""
+    log.warning("the conversation store is unavailable: %s", error)
+    return WebError(503, "store_unavailable", "客服系统暂时无法连接，请稍后再试。 The "
+                    "conversation store cannot be reached; try again shortly.", retry_after=5)
+
+
 def before_start(error: Exception) -> Exception:
     """What the request that asked for a run hears when it could not start."""
     if isinstance(error, WebError):
         return error
+    if isinstance(error, SessionStoreUnavailableError):
+        return store_unavailable(error)
     if isinstance(error, ApprovalError):
         return WebError(409, "approval_mismatch", str(error))
     if isinstance(error, ConversationBusyError):

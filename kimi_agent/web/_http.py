@@ -10,7 +10,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from kimi_agent.web._errors import WebError
+from kimi_agent.web._errors import WebError, store_unavailable
 from kimi_agent.web._limits import RateLimiter
 from kimi_agent.web._options import WebOptions
 from kimi_agent.web._runs import LiveRun
@@ -51,6 +51,12 @@ async def http_error(request: Request, exc: Exception) -> Response:
     codes = {404: "not_found", 405: "method_not_allowed"}
     return error_response(exc.status_code, codes.get(exc.status_code, "http_error"),
                           str(exc.detail))
+
+
+async def store_error(request: Request, exc: Exception) -> Response:
+    """A store or book whose server is down: 503 `store_unavailable` (not a 500 and a
+    traceback), the details in the log."""
+    return await web_error(request, store_unavailable(exc))
 
 
 async def server_error(request: Request, exc: Exception) -> Response:

@@ -35,13 +35,15 @@ from typing import Any, Protocol
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
-from kimi_agent import Agent, PendingApproval, Session
+from kimi_agent import Agent, Session
 from kimi_agent import events as ev
-from kimi_agent.web._book import Book, ConversationEntry, RunMarker
+from kimi_agent.errors import SessionStoreUnavailableError
+from kimi_agent.web._book import Book
 from kimi_agent.web._book_sqlite import ConversationBook
-from kimi_agent.web._errors import WebError, before_start, single_error
+from kimi_agent.web._errors import WebError, before_start, single_error, store_unavailable
 from kimi_agent.web._markers import RunClaims
 from kimi_agent.web._options import WebOptions
+from kimi_agent.web._queues import StaffQueues
 from kimi_agent.web._runs import LiveRun, RunLogs
 from kimi_agent.web._tokens import Customer
 from kimi_agent.web._views import (
@@ -66,7 +68,7 @@ class SessionStore(Protocol):
 DepsFactory = Callable[[Customer], Any]
 
 
-class ChatService:
+class ChatService(StaffQueues):
     """The runs of `agent` on the sessions of `store` (see the module docstring).
 
     `deps(customer)` gives the deps of a run for one customer (e.g. tools that see only
@@ -196,7 +198,9 @@ class ChatService:
             claim = await self.claims.claim(customer.session_id, customer.customer_id)
             run: LiveRun = await self._group.start(self._drive, customer, check, start, claim)
         except BaseException:
-            if claim is not None:   # ended already unless the run never began to start
+            # a run that did not start (or never began to) leaves its claim and the busy
+            # mark to us, so another request that came meanwhile keeps its own
+            if claim is not None:
                 await self.claims.end(session_id, claim)
             self._release(session_id)
             raise
@@ -213,9 +217,11 @@ class ChatService:
                      claim: str, *, task_status: TaskStatus[LiveRun]) -> None:
         session_id = customer.session_id
         run: LiveRun | None = None
+        started = False
         keeper = anyio.CancelScope()
         assert self._group is not None
-        self._group.start_soon(self.claims.keep, session_id, claim, keeper)
+        self._group.start_soon(self.claims.keep, session_id, claim, customer.customer_id,
+                               keeper)
         try:
             session = self.store.session(session_id)
             try:
@@ -227,6 +233,7 @@ class ChatService:
                             run = self._begin(customer, event)
                             await self.claims.mark(session_id, claim, run.run_id)
                             task_status.started(run)
+                            started = True
                         self._log(run, event)
                     if run is not None:
                         await self._settle(customer, run, stream.result)
@@ -237,13 +244,15 @@ class ChatService:
                 await self._failed(customer, run, error)
         finally:
             keeper.cancel()
-            await self.claims.end(session_id, claim)
+            if started:      # else `_start` ends the claim and frees the conversation
+                await self.claims.end(session_id, claim)
             if run is not None:
                 if not run.records or run.records[-1]["kind"] not in ("done", "error"):
                     run.append(error_record("interrupted", "回答被中断了（服务正在重启），请稍后"
                                             "重新发送。The run was interrupted."))
                 self.runs.end(run)
-            self._release(session_id)
+            if started:
+                self._release(session_id)
 
     def _begin(self, customer: Customer, event: ev.Event) -> LiveRun:
         run_id = event.run_id if isinstance(event, ev.RunStarted) else "run"
@@ -267,7 +276,10 @@ class ChatService:
 
     async def _failed(self, customer: Customer, run: LiveRun, error: Exception) -> None:
         log.warning("run %s of session %s failed: %s", run.run_id, run.session_id, error)
-        run.append(error_record("run_failed", f"{type(error).__name__}: {error}"))
+        if isinstance(error, SessionStoreUnavailableError):   # its text names the server
+            run.append(error_record("store_unavailable", store_unavailable(error).message))
+        else:
+            run.append(error_record("run_failed", f"{type(error).__name__}: {error}"))
         try:
             session = self.store.session(customer.session_id)
             pending = await self.agent.pending_approvals(session)
@@ -313,87 +325,6 @@ class ChatService:
                 "reason": handoff.reason, "queue": handoff.queue,
                 **({"summary": handoff.summary} if view.staff else {})},
         }
-
-    async def pending(self, session_id: str) -> list[PendingApproval]:
-        return await self.agent.pending_approvals(self.store.session(session_id))
-
-    async def approvals_queue(self) -> list[dict[str, Any]]:
-        """Every conversation with calls waiting for staff, oldest first."""
-        out = []
-        entries = await self.book.with_status("pending_approval")
-        running = set(self._busy)
-        if entries:
-            running.update(m.session_id for m in await self.book.live_runs(limit=10_000))
-        for entry in entries:
-            if entry.session_id in running:
-                continue
-            pending = await self.pending(entry.session_id)
-            if not pending:   # decided meanwhile; unless it changed again since we read it
-                await self.book.set(entry.session_id, entry.customer_id, "active",
-                                    if_version=entry.version)
-                continue
-            out.append({"session_id": entry.session_id, "customer_id": entry.customer_id,
-                        "since": entry.updated_at,
-                        "pending": pending_view(pending, self.staff_view)})
-        return out
-
-    async def handoff_queue(self) -> list[dict[str, Any]]:
-        """Every conversation held by a person, oldest first."""
-        return [_handoff_item(entry) for entry in await self.book.with_status("handoff")]
-
-    async def release(self, session_id: str) -> dict[str, Any]:
-        """Give a held conversation back to the bot.
-
-        Raises:
-            WebError: the conversation is not held (404 / 409).
-        """
-        for _ in range(5):
-            entry = await self.book.get(session_id)
-            if entry is None:
-                raise WebError(404, "unknown_conversation",
-                               f"no conversation {session_id!r} was served here")
-            if entry.status != "handoff":
-                raise WebError(409, "not_held", f"conversation {session_id!r} is not held "
-                               "by a person")
-            if await self.book.set(session_id, entry.customer_id, "active",
-                                   if_version=entry.version):
-                return {"session_id": session_id, "status": "active"}
-        raise WebError(409, "conversation_changing", f"conversation {session_id!r} kept "
-                       "changing while it was being released; try again")
-
-    async def running_runs(self) -> list[dict[str, Any]]:
-        """The runs under way on every replica sharing the book (this one's first)."""
-        out: list[dict[str, Any]] = [
-               {"run_id": r.run_id, "session_id": r.session_id, "customer_id": r.customer_id,
-                "replica": self.replica} for r in self.runs.running()]
-        here = {item["session_id"] for item in out}
-        for marker in await self.book.live_runs():
-            if marker.session_id not in here:
-                out.append({"run_id": marker.run_id, "session_id": marker.session_id,
-                            "customer_id": marker.customer_id, "replica": marker.replica})
-        return out
-
-    async def elsewhere(self, session_id: str, run_id: str | None) -> RunMarker | None:
-        """The marker of a run under way in `session_id` on another replica (`run_id`, or
-        any run when None), if there is one."""
-        marker = await self.book.run_marker(session_id)
-        if marker is None or marker.replica == self.replica:
-            return None
-        if run_id is not None and marker.run_id not in (run_id, None):
-            return None
-        return marker
-
-    async def owner(self, session_id: str) -> ConversationEntry | None:
-        return await self.book.get(session_id)
-
-
-def _handoff_item(entry: ConversationEntry) -> dict[str, Any]:
-    handoff = entry.handoff
-    return {"session_id": entry.session_id, "customer_id": entry.customer_id,
-            "since": entry.updated_at,
-            "reason": handoff.reason if handoff else None,
-            "queue": handoff.queue if handoff else None,
-            "summary": handoff.summary if handoff else ""}
 
 
 @asynccontextmanager

@@ -21,7 +21,7 @@
     message_too_long: "消息太长了，请精简后再发送。",
     invalid_token: "登录状态已过期，请刷新页面后重试。",
     unavailable: "客服系统正在维护，请稍后再试。",
-    book_unavailable: "客服系统暂时无法连接，请稍后再试。",
+    store_unavailable: "客服系统暂时无法连接，请稍后再试。",
   };
   const POLL_MS = 1500;
   const HELD_POLL_MS = 5000;

@@ -224,6 +224,35 @@ async def test_a_sqlite_book_that_cannot_be_used_raises_a_session_error(tmp_path
         await unusable.renew_run("会话-1", "claim", 30)
 
 
+async def test_a_sqlite_book_opened_while_another_process_writes_waits_its_turn(
+        tmp_path: Path) -> None:
+    """Switching a new file to WAL fails at once while another connection writes (SQLite
+    does not wait on the busy handler for it): the book retries instead of failing."""
+    path = tmp_path / "web.db"
+    writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    writer.execute("CREATE TABLE other (x)")
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("INSERT INTO other VALUES ('另一个进程正在写')")
+
+    def release() -> None:
+        writer.execute("COMMIT")
+        writer.close()
+
+    async def release_later() -> None:
+        await anyio.sleep(0.3)
+        await anyio.to_thread.run_sync(release)
+
+    book = ConversationBook(path)
+    try:
+        async with anyio.create_task_group() as group:
+            group.start_soon(release_later)
+            await book.set("s-1", "顾客甲", "active")
+        entry = await book.get("s-1")
+        assert entry is not None and entry.customer_id == "顾客甲"
+    finally:
+        await book.aclose()
+
+
 async def test_open_book_takes_the_store_urls(tmp_path: Path) -> None:
     memory = open_book("memory")
     assert isinstance(memory, ConversationBook) and memory.path == ":memory:"

@@ -20,6 +20,7 @@ import anyio.to_thread
 
 from kimi_agent import Handoff
 from kimi_agent.errors import SessionError
+from kimi_agent.sessions._sqlite import enable_wal
 from kimi_agent.web._book import (
     ConversationEntry,
     ConversationStatus,
@@ -98,18 +99,24 @@ class ConversationBook:
         if self._connection is None:
             connection = sqlite3.connect(self.path, timeout=self.timeout,
                                          check_same_thread=False, isolation_level=None)
-            if self.path != ":memory:":
-                connection.execute("PRAGMA journal_mode=WAL")
-            connection.executescript(_SCHEMA)
-            columns = {row[1] for row in connection.execute(
-                "PRAGMA table_info(web_conversations)")}
-            if "version" not in columns:
-                try:
-                    connection.execute("ALTER TABLE web_conversations ADD COLUMN version "
-                                       "INTEGER NOT NULL DEFAULT 1")
-                except sqlite3.OperationalError as error:   # another process just did
-                    if "duplicate column" not in str(error):
-                        raise
+            try:
+                if self.path != ":memory:":
+                    # the store's switch: retried while another connection holds the file
+                    # (SQLite does not wait on the busy handler for a journal-mode change)
+                    enable_wal(connection, self.timeout)
+                connection.executescript(_SCHEMA)
+                columns = {row[1] for row in connection.execute(
+                    "PRAGMA table_info(web_conversations)")}
+                if "version" not in columns:
+                    try:
+                        connection.execute("ALTER TABLE web_conversations ADD COLUMN version "
+                                           "INTEGER NOT NULL DEFAULT 1")
+                    except sqlite3.OperationalError as error:   # another process just did
+                        if "duplicate column" not in str(error):
+                            raise
+            except BaseException:
+                connection.close()      # the next call opens afresh
+                raise
             self._connection = connection
         return self._connection
 

@@ -36,6 +36,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import urlsplit
 
+from kimi_agent.testing._faults import strike
+
 __all__ = ["FaultProxy", "ProxyFault", "ProxyFaultKind"]
 
 ProxyFaultKind = Literal["reset", "close", "silent", "cut_headers", "cut_body", "reset_body",
@@ -107,19 +109,8 @@ class FaultProxy:
         self.faults.clear()
 
     def _pick(self) -> ProxyFault | None:
-        for fault in self.faults:
-            if not fault.active:
-                continue
-            if fault.rate is not None and self.rng.random() >= fault.rate:
-                continue
-            fault.fired += 1
-            if fault.times is not None:
-                fault.times -= 1
-                if fault.times <= 0:
-                    fault.active = False
-            self.faults = [f for f in self.faults if f.active]
-            return fault
-        return None
+        fault, self.faults = strike(self.faults, self.rng)
+        return fault
 
     @contextlib.asynccontextmanager
     async def serve(self, host: str = "127.0.0.1") -> AsyncIterator[str]:

@@ -31,15 +31,16 @@ types: docs/wire/kimi.md):
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal, get_args
+from typing import Any, Literal, Protocol, TypeVar, get_args
 
 from kimi_agent.errors import ConfigurationError
 
 from ._refusal import Refusal
 
-__all__ = ["ERROR_KINDS", "REPLY_KINDS", "Fault", "FaultBook", "FaultKind", "Latency"]
+__all__ = ["ERROR_KINDS", "REPLY_KINDS", "Fault", "FaultBook", "FaultKind", "Latency", "strike"]
 
 FaultKind = Literal[
     "rate_limit",
@@ -267,6 +268,36 @@ def _seconds(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
 
 
+class _Strikable(Protocol):
+    """What `strike` needs of a fault: the simulator's `Fault` and a proxy's alike."""
+
+    times: int | None
+    rate: float | None
+    fired: int
+    active: bool
+
+
+F = TypeVar("F", bound=_Strikable)
+
+
+def strike(faults: list[F], rng: random.Random,
+           applies: Callable[[F], bool] = lambda fault: True) -> tuple[F | None, list[F]]:
+    """The first active fault that `applies` and passes its `rate` draw, counted (`fired`,
+    `times`, deactivated once spent), and the faults still active afterwards."""
+    for fault in faults:
+        if not fault.active or not applies(fault):
+            continue
+        if fault.rate is not None and rng.random() >= fault.rate:
+            continue
+        fault.fired += 1
+        if fault.times is not None:
+            fault.times -= 1
+            if fault.times <= 0:
+                fault.active = False
+        return fault, [f for f in faults if f.active]
+    return None, faults
+
+
 class FaultBook:
     """The injected faults, checked in injection order, with the RNG for `rate` faults."""
 
@@ -283,19 +314,9 @@ class FaultBook:
 
     def pick(self, model: str) -> Fault | None:
         """The fault that strikes this request to `model`, if any (and count it)."""
-        for fault in self.faults:
-            if not fault.active or (fault.model is not None and fault.model != model):
-                continue
-            if fault.rate is not None and self.rng.random() >= fault.rate:
-                continue
-            fault.fired += 1
-            if fault.times is not None:
-                fault.times -= 1
-                if fault.times <= 0:
-                    fault.active = False
-            self.faults = [f for f in self.faults if f.active]
-            return fault
-        return None
+        fault, self.faults = strike(self.faults, self.rng,
+                                    lambda f: f.model is None or f.model == model)
+        return fault
 
 
 @dataclass(frozen=True, slots=True)
